@@ -1,0 +1,204 @@
+"""ConStyle: a MoCo-style query encoder, momentum encoder and queue that produce a
+latent code and feature maps for a restoration U-Net.
+
+Faithful to the authors' release (``archs/ConStyle_arch.py``) by default: the queue
+holds past *query* embeddings (``enqueue="query"``), nothing is L2-normalised, the
+queue starts as ``randn``.  Fixed by default: labels are created on the logits'
+device (B1), any batch size works through a wrap-around pointer (B2), freezing is
+real (B5, B6).  ``enqueue="key"`` and ``normalize=True`` give standard MoCo as an
+ablation.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Literal, NamedTuple
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "ConvAct",
+    "StyleEncoder",
+    "Encoding",
+    "ConStyleOutput",
+    "ConStyle",
+]
+
+
+class ConvAct(nn.Sequential):
+    """Conv (no bias, 'same' padding) followed by an activation.
+
+    ``act="lrelu"`` is LeakyReLU(0.1) as everywhere in the release; ``act="prelu"``
+    is a per-channel PReLU, used by ConStyle-Restormer's affine transforms.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, *, kernel_size: int = 3, stride: int = 1,
+                 act: Literal["lrelu", "prelu"] = "lrelu") -> None:
+        conv = nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride,
+                         padding=(kernel_size - 1) // 2, bias=False)
+        activation = nn.PReLU(out_ch) if act == "prelu" else nn.LeakyReLU(0.1, inplace=True)
+        super().__init__(conv, activation)
+
+
+class Encoding(NamedTuple):
+    """What the query encoder gives the restoration network."""
+
+    out1: Tensor  # (B, dim) first projection; used only by the style loss
+    code: Tensor  # (B, dim) second projection ("out2"): the latent code the U-Net consumes
+    features: tuple[Tensor, Tensor, Tensor]  # (32, H/2), (64, H/4), (128, H/8)
+
+
+class ConStyleOutput(NamedTuple):
+    """Training-forward outputs, named instead of the release's 6-tuple."""
+
+    out1: Tensor  # (B, dim) query out1
+    code: Tensor  # (B, dim) query out2
+    features: tuple[Tensor, Tensor, Tensor]
+    key: Tensor | None  # (B, dim) momentum-encoder out2 of the clean image (None when frozen)
+    negatives: tuple[Tensor, Tensor] | None  # (next slot, current slot) of the queue, each (B, dim)
+    logits: Tensor | None  # (B, 1 + K), positive first, already divided by T
+    labels: Tensor | None  # (B,) zeros
+
+
+class StyleEncoder(nn.Module):
+    """The release's ``MyBaseEncoder``: four strided conv stages and two Linear+BN+GELU
+    heads; 1,190,832 parameters at the defaults."""
+
+    def __init__(self, *, in_channels: int = 3, dim: int = 128) -> None:
+        super().__init__()
+        self.stage1 = nn.Sequential(ConvAct(in_channels, 16), ConvAct(16, 16), ConvAct(16, 32, stride=2))
+        self.stage2 = nn.Sequential(ConvAct(32, 32), ConvAct(32, 64, stride=2))
+        self.stage3 = nn.Sequential(ConvAct(64, 128), ConvAct(128, 128, stride=2))
+        self.stage4 = nn.Sequential(ConvAct(128, 256), ConvAct(256, 256, stride=2))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.mlp1 = nn.Sequential(nn.Linear(256, dim), nn.BatchNorm1d(dim), nn.GELU())
+        self.mlp2 = nn.Sequential(nn.Linear(dim, dim), nn.BatchNorm1d(dim), nn.GELU())
+
+    def forward(self, x: Tensor) -> Encoding:
+        if self.training and x.shape[0] < 2:
+            raise ValueError(
+                "ConStyle's BatchNorm1d heads need at least 2 samples per batch in train mode "
+                f"(got batch size {x.shape[0]}); drop the last partial batch or use a larger batch")
+        fea1 = self.stage1(x)
+        fea2 = self.stage2(fea1)
+        fea3 = self.stage3(fea2)
+        pooled = self.pool(self.stage4(fea3)).flatten(1)
+        out1 = self.mlp1(pooled)
+        out2 = self.mlp2(out1)
+        return Encoding(out1, out2, (fea1, fea2, fea3))
+
+
+@torch.no_grad()
+def _gather_all(x: Tensor) -> Tensor:
+    """Concatenate ``x`` from every rank (MoCo's ``concat_all_gather``); identity
+    when not running distributed."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+class ConStyle(nn.Module):
+    """Query encoder, momentum encoder and queue.
+
+    ``train=False`` builds only the query encoder (what inference needs); the
+    momentum encoder and the (dim x K) queue are then never allocated.
+    """
+
+    def __init__(self, *, dim: int = 128, queue_size: int = 65760, momentum: float = 0.999,
+                 temperature: float = 0.07, train: bool = True,
+                 enqueue: Literal["query", "key"] = "query", normalize: bool = False,
+                 in_channels: int = 3) -> None:
+        super().__init__()
+        if enqueue not in ("query", "key"):
+            raise ValueError(f"enqueue must be 'query' or 'key', got {enqueue!r}")
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be positive, got {queue_size}")
+        self.dim, self.queue_size = dim, queue_size
+        self.momentum, self.temperature = momentum, temperature
+        self.enqueue, self.normalize = enqueue, normalize
+        self.frozen = False
+        self.encoder_q = StyleEncoder(in_channels=in_channels, dim=dim)
+        self.has_memory = train
+        if train:
+            self.encoder_k = copy.deepcopy(self.encoder_q)
+            for p in self.encoder_k.parameters():
+                p.requires_grad_(False)
+            queue = torch.randn(dim, queue_size)
+            if normalize:
+                queue = F.normalize(queue, dim=0)
+            self.register_buffer("queue", queue)
+            self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
+
+    # ------------------------------------------------------------------ helpers
+    def encode(self, x: Tensor) -> Encoding:
+        """Query encoder only: what the restoration network consumes at test time."""
+        return self.encoder_q(x)
+
+    @torch.no_grad()
+    def momentum_update(self) -> None:
+        """theta_k <- m * theta_k + (1 - m) * theta_q, parameters only (as the release)."""
+        for pk, pq in zip(self.encoder_k.parameters(), self.encoder_q.parameters()):
+            pk.mul_(self.momentum).add_(pq.detach(), alpha=1.0 - self.momentum)
+
+    def _slot(self, start: int, length: int) -> Tensor:
+        """Queue columns start..start+length, wrapping around K (a modular gather)."""
+        idx = (torch.arange(length, device=self.queue.device) + start) % self.queue_size
+        return self.queue.index_select(1, idx)
+
+    @torch.no_grad()
+    def dequeue_and_enqueue(self, emb: Tensor) -> tuple[Tensor, Tensor]:
+        """Write ``emb`` (B, dim) at the pointer and return the slots the style loss
+        compares against, read *before* the write: (next slot, current slot)."""
+        emb = _gather_all(emb.detach()).to(self.queue.dtype)
+        n = emb.shape[0]
+        ptr = int(self.queue_ptr.item())
+        local = emb.shape[0] if not dist.is_initialized() else n // dist.get_world_size()
+        # The style loss compares each rank's own batch with slots of its own size.
+        old_cur = self._slot(ptr, local).t().clone()
+        old_next = self._slot(ptr + local, local).t().clone()
+        if n >= self.queue_size:  # a batch larger than the queue keeps its last K rows
+            emb = emb[-self.queue_size:]
+            n = self.queue_size
+        idx = (torch.arange(n, device=self.queue.device) + ptr) % self.queue_size
+        self.queue[:, idx] = emb.t()
+        self.queue_ptr[0] = (ptr + n) % self.queue_size
+        return old_next, old_cur
+
+    def freeze(self) -> None:
+        """The switch after ``constyle_iters``: eval mode, no gradients, no momentum
+        update, no enqueue (fixes B5).  The trainer also removes these parameters
+        from the optimizer."""
+        self.frozen = True
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "ConStyle":
+        # A frozen ConStyle stays in eval mode whatever the parent network does.
+        return super().train(mode and not self.frozen)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, lq: Tensor, gt: Tensor | None = None) -> ConStyleOutput:
+        """Training forward when ``gt`` is given, the module is training, has its
+        memory and is not frozen; otherwise query-encoder only."""
+        if gt is None or not self.training or not self.has_memory or self.frozen:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+                enc = self.encoder_q(lq)
+            return ConStyleOutput(enc.out1, enc.code, enc.features, None, None, None, None)
+
+        enc = self.encoder_q(lq)
+        q = enc.code
+        with torch.no_grad():
+            self.momentum_update()
+            k = self.encoder_k(gt).code
+        qn, kn = (F.normalize(q, dim=1), F.normalize(k, dim=1)) if self.normalize else (q, k)
+        l_pos = (qn * kn).sum(dim=1, keepdim=True)
+        l_neg = qn @ self.queue.clone().detach()
+        logits = torch.cat([l_pos, l_neg], dim=1) / self.temperature
+        labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        negatives = self.dequeue_and_enqueue(qn if self.enqueue == "query" else kn)
+        return ConStyleOutput(enc.out1, q, enc.features, k, negatives, logits, labels)

@@ -1,0 +1,1 @@
+"""Networks: the general restoration U-Net template, its blocks, and the original backbones."""

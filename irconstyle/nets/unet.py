@@ -1,0 +1,232 @@
+"""The general restoration network: Preprocess / Process / Finetune, and the one
+mechanism that injects ConStyle into it.
+
+Data flow (ConStyle variant, ``d`` = base width, verified against the release):
+
+    inp -> preprocess (d) -> enc0 (d)  -> down0 ++ AT0(fea1) -> (2d)
+        -> enc1 (2d) -> down1 ++ AT1(fea2) -> (3d) -> enc2 (3d) -> down2 ++ AT2(fea3) -> (4d)
+        -> bottleneck (4d) -> fusion(cat[x, x * mlp(code)]) -> (3d)
+        -> up2 ++ skip2 -> 1x1 -> dec (4d) -> up1 ++ skip1 -> 1x1 -> dec (3d)
+        -> up0 ++ skip0 -> 1x1 -> dec (2d) -> finetune -> + inp
+
+Everything a backbone changes is a constructor argument of :class:`RestorationUNet`:
+the block type (through the modules built by the backbone's builder), the
+affine-transform activation, the Finetune head, multi-scale inputs
+(``scale_inputs``), skip fusion such as MAXIM's cross-gating (``skip_fusion``) and
+the merges (concatenate + 1x1, or concatenate alone).
+"""
+from __future__ import annotations
+
+from typing import Callable, Literal, NamedTuple, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..constyle import ConStyle, ConStyleOutput, ConvAct
+from .padding import crop_to, pad_to_multiple
+
+__all__ = [
+    "ConStyleInjection",
+    "DownConcat",
+    "UpConcat",
+    "RestorationUNet",
+    "TrainOutput",
+    "build_general_unet",
+]
+
+
+class TrainOutput(NamedTuple):
+    """What a training forward returns: the restored image and ConStyle's outputs."""
+
+    image: Tensor
+    constyle: ConStyleOutput | None
+
+
+class ConStyleInjection(nn.Module):
+    """Where ConStyle enters a U-Net: 1x1 affine transforms of its feature maps,
+    concatenated after each downsampling, and the code, multiplied into the bottleneck
+    and fused (``cat[x, x * mlp(code)]`` then a 1x1 conv)."""
+
+    def __init__(self, *, width: int, bottom_channels: int, fused_channels: int,
+                 feature_channels: Sequence[int] = (32, 64, 128), code_dim: int = 128,
+                 act: Literal["lrelu", "prelu"] = "lrelu") -> None:
+        super().__init__()
+        self.affine = nn.ModuleList(
+            [ConvAct(c, width, kernel_size=1, act=act) for c in feature_channels])
+        self.mlp = nn.Sequential(nn.Linear(code_dim, bottom_channels))
+        self.fusion = nn.Conv2d(2 * bottom_channels, fused_channels, 1, bias=False)
+
+    def inject_feature(self, x: Tensor, feature: Tensor, level: int) -> Tensor:
+        return torch.cat([x, self.affine[level](feature)], dim=1)
+
+    def fuse_code(self, x: Tensor, code: Tensor) -> Tensor:
+        q = self.mlp(code)[:, :, None, None]
+        return self.fusion(torch.cat([x, x * q], dim=1))
+
+
+class DownConcat(nn.Sequential):
+    """The release's DC: Conv3x3 n -> n/4 then PixelUnshuffle(2), n channels at half
+    resolution (the concatenation happens in the injection)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(nn.Conv2d(channels, channels // 4, 3, padding=1, bias=False),
+                         nn.PixelUnshuffle(2))
+
+
+class UpConcat(nn.Module):
+    """The release's UC: Conv3x3 n -> 4n + PixelShuffle(2), concatenate the skip, then
+    an optional 1x1 reduction (``out_channels=None`` keeps the concatenation, as MAXIM's
+    variant does)."""
+
+    def __init__(self, channels: int, skip_channels: int, out_channels: int | None) -> None:
+        super().__init__()
+        self.up = nn.Sequential(nn.Conv2d(channels, 4 * channels, 3, padding=1, bias=False),
+                                nn.PixelShuffle(2))
+        self.reduce = (nn.Conv2d(channels + skip_channels, out_channels, 1, bias=False)
+                       if out_channels is not None else nn.Identity())
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        return self.reduce(torch.cat([self.up(x), skip], dim=1))
+
+
+class RestorationUNet(nn.Module):
+    """The template: Preprocess, encoder levels, bottleneck, decoder levels, Finetune,
+    a global residual, and optionally ConStyle.
+
+    ``model(lq)`` restores an image of any size (padded to ``size_factor`` inside,
+    cropped back).  ``model(lq, gt)`` in training mode is the training step's forward:
+    it runs ConStyle's training forward (momentum update, queue) and returns a
+    :class:`TrainOutput` with ConStyle's outputs for the losses.
+
+    Variation points (all optional):
+      * ``scale_inputs(inp) -> list[Tensor]``: extra inputs concatenated before each
+        encoder level (MAXIM's multi-scale inputs);
+      * ``skip_fusion(skips, x) -> (skips, x)``: rewrites the skips from all levels and
+        the bottleneck output (MAXIM's cross-gating);
+      * ``ups``: any module ``(x, skip) -> x``; :class:`UpConcat` covers both the 1x1
+        reduction and its absence.
+    """
+
+    def __init__(self, *, preprocess: nn.Module, encoders: Sequence[nn.Module],
+                 downs: Sequence[nn.Module], bottleneck: nn.Module, ups: Sequence[nn.Module],
+                 decoders: Sequence[nn.Module], finetune: nn.Module,
+                 constyle: ConStyle | None = None, injection: ConStyleInjection | None = None,
+                 scale_inputs: nn.Module | None = None, skip_fusion: nn.Module | None = None,
+                 size_factor: int = 8) -> None:
+        super().__init__()
+        if (constyle is None) != (injection is None):
+            raise ValueError("constyle and injection must be given together")
+        if not (len(encoders) == len(downs) == len(ups) == len(decoders)):
+            raise ValueError("encoders, downs, ups and decoders must have one entry per level")
+        self.constyle = constyle
+        self.injection = injection
+        self.scale_inputs = scale_inputs
+        self.preprocess = preprocess
+        self.encoders = nn.ModuleList(encoders)
+        self.downs = nn.ModuleList(downs)
+        self.bottleneck = bottleneck
+        self.skip_fusion = skip_fusion
+        # Decoder modules are stored deepest first (ups[0] is the first upsampling).
+        self.ups = nn.ModuleList(ups)
+        self.decoders = nn.ModuleList(decoders)
+        self.finetune = finetune
+        self.size_factor = size_factor
+
+    # The network proper, on an input already padded to size_factor.
+    def restore(self, inp: Tensor, code: Tensor | None = None,
+                features: Sequence[Tensor] | None = None) -> Tensor:
+        x = self.preprocess(inp)
+        scales = self.scale_inputs(inp) if self.scale_inputs is not None else None
+        skips = []
+        for level, (enc, down) in enumerate(zip(self.encoders, self.downs)):
+            if scales is not None:
+                x = torch.cat([x, scales[level]], dim=1)
+            x = enc(x)
+            skips.append(x)
+            x = down(x)
+            if self.injection is not None:
+                x = self.injection.inject_feature(x, features[level], level)
+        x = self.bottleneck(x)
+        if self.injection is not None:
+            x = self.injection.fuse_code(x, code)
+        if self.skip_fusion is not None:
+            skips, x = self.skip_fusion(skips, x)
+        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
+            x = dec(up(x, skip))
+        return self.finetune(x) + inp
+
+    def forward(self, lq: Tensor, gt: Tensor | None = None) -> Tensor | TrainOutput:
+        h, w = lq.shape[-2:]
+        inp = pad_to_multiple(lq, self.size_factor)
+        cs = None
+        if self.constyle is not None:
+            train_forward = gt is not None and self.training
+            gt_in = pad_to_multiple(gt, self.size_factor) if train_forward else None
+            cs = self.constyle(inp, gt_in)
+            out = self.restore(inp, cs.code, cs.features)
+        else:
+            out = self.restore(inp)
+        out = crop_to(out, h, w)
+        return TrainOutput(out, cs) if gt is not None else out
+
+
+def _stack(block: Callable[[int], nn.Module], n: int, channels: int) -> nn.Sequential:
+    return nn.Sequential(*[block(channels) for _ in range(n)])
+
+
+def build_general_unet(*, block: Callable[[int], nn.Module], width: int = 48,
+                       left_blk_num: Sequence[int] = (7, 8, 9), bottom_blk_num: int = 9,
+                       right_blk_num: Sequence[int] = (7, 8, 9), img_channel: int = 3,
+                       use_constyle: bool = True, constyle_train: bool = True,
+                       constyle_kwargs: dict | None = None,
+                       affine_act: Literal["lrelu", "prelu"] = "lrelu",
+                       preprocess: nn.Module | None = None,
+                       finetune_blocks: Callable[[int], nn.Module] | None = None,
+                       finetune_blk_num: int = 0,
+                       decoder_block: Callable[[int, int], nn.Module] | None = None) -> RestorationUNet:
+    """Build the three-level general restoration network with ``block(channels)``.
+
+    With ConStyle the widths grow d, 2d, 3d, 4d (each level gains the d channels of an
+    affine-transformed ConStyle feature map) and the decoder runs 4d, 3d, 2d.  Without
+    ConStyle the same template runs with plain concatenation-free downsampling: the
+    DC keeps n channels, so the widths are d, d, d, d ... which would starve the deep
+    levels; instead each level's width is kept as in the ConStyle variant by a 1x1 conv
+    taking the place of the affine-transform concatenation (same widths, same blocks,
+    so the two differ only by ConStyle).
+
+    ``block`` builds one encoder/bottleneck block, ``decoder_block(channels, level)``
+    one decoder block (defaults to ``block``; Restormer varies heads by level),
+    ``finetune_blocks`` optional blocks before the last conv (Restormer's refinement).
+    """
+    d = width
+    dec_block = decoder_block or (lambda c, level: block(c))
+    enc_w = [d, 2 * d, 3 * d]  # widths of the three encoder levels
+    bottom_w = 4 * d
+    encoders = [_stack(block, n, c) for n, c in zip(left_blk_num, enc_w)]
+    downs: list[nn.Module] = []
+    for c in enc_w:
+        if use_constyle:
+            downs.append(DownConcat(c))
+        else:
+            downs.append(nn.Sequential(DownConcat(c), nn.Conv2d(c, c + d, 1, bias=False)))
+    bottleneck = _stack(block, bottom_blk_num, bottom_w)
+    # Decoder: (input channels, skip channels, output channels), deepest first.
+    dec_specs = [(3 * d, enc_w[2], 4 * d), (4 * d, enc_w[1], 3 * d), (3 * d, enc_w[0], 2 * d)]
+    if not use_constyle:
+        dec_specs[0] = (bottom_w, enc_w[2], 4 * d)
+    ups = [UpConcat(cin, cskip, cout) for cin, cskip, cout in dec_specs]
+    decoders = [nn.Sequential(*[dec_block(cout, 2 - i) for _ in range(n)])
+                for i, ((_, _, cout), n) in enumerate(zip(dec_specs, reversed(list(right_blk_num))))]
+    head: list[nn.Module] = []
+    if finetune_blocks is not None:
+        head += [finetune_blocks(2 * d) for _ in range(finetune_blk_num)]
+    head.append(nn.Conv2d(2 * d, img_channel, 3, padding=1, bias=False))
+    constyle = injection = None
+    if use_constyle:
+        constyle = ConStyle(train=constyle_train, in_channels=img_channel, **(constyle_kwargs or {}))
+        injection = ConStyleInjection(width=d, bottom_channels=bottom_w, fused_channels=3 * d,
+                                      code_dim=constyle.dim, act=affine_act)
+    return RestorationUNet(
+        preprocess=preprocess or nn.Sequential(nn.Conv2d(img_channel, d, 3, padding=1, bias=False)),
+        encoders=encoders, downs=downs, bottleneck=bottleneck, ups=ups, decoders=decoders,
+        finetune=nn.Sequential(*head), constyle=constyle, injection=injection, size_factor=8)

@@ -1,0 +1,51 @@
+"""``build_model(name, **overrides)``: the one explicit table of model names.
+
+No folder scanning: adding a model means adding a line here.  Every entry is a
+constructor taking keyword arguments whose names match the YAML config keys.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from .nets.nafnet import NAFNet, constyle_nafnet
+
+__all__ = ["MODELS", "build_model", "model_names", "NAFNET_PRESETS"]
+
+# The published NAFNet presets (Chen et al. 2022), as keyword overrides of NAFNet.
+NAFNET_PRESETS: dict[str, dict] = {
+    "nafnet_sidd_width32": dict(width=32, enc_blk_nums=(2, 2, 4, 8), middle_blk_num=12,
+                                dec_blk_nums=(2, 2, 2, 2)),
+    "nafnet_sidd_width64": dict(width=64, enc_blk_nums=(2, 2, 4, 8), middle_blk_num=12,
+                                dec_blk_nums=(2, 2, 2, 2)),
+    "nafnet_gopro_width32": dict(width=32, enc_blk_nums=(1, 1, 1, 28), middle_blk_num=1,
+                                 dec_blk_nums=(1, 1, 1, 1)),
+    "nafnet_gopro_width64": dict(width=64, enc_blk_nums=(1, 1, 1, 28), middle_blk_num=1,
+                                 dec_blk_nums=(1, 1, 1, 1)),
+}
+
+
+def _preset(factory: Callable[..., nn.Module], preset: dict) -> Callable[..., nn.Module]:
+    return lambda **kw: factory(**{**preset, **kw})
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "constyle_nafnet": constyle_nafnet,
+    "general_nafnet": _preset(constyle_nafnet, dict(use_constyle=False)),
+    "nafnet": NAFNet,
+    **{name: _preset(NAFNet, p) for name, p in NAFNET_PRESETS.items()},
+}
+
+
+def model_names() -> list[str]:
+    return sorted(MODELS)
+
+
+def build_model(name: str, **overrides) -> nn.Module:
+    """Build a model by name; ``overrides`` are its constructor's keyword arguments."""
+    try:
+        factory = MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(model_names())}") from None
+    return factory(**overrides)
