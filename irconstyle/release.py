@@ -59,6 +59,10 @@ _TEMPLATE_RULES: list[Rule] = [
 RELEASE_KEY_RULES: dict[str, list[Rule]] = {
     "constyle_nafnet": _TEMPLATE_RULES,
     "nafnet": [],
+    # Restormer: the template's names (Preprocess_Module.proj -> preprocess.proj); the
+    # original network keeps the published names.
+    "constyle_restormer": _TEMPLATE_RULES,
+    "restormer": [],
 }
 
 _MEMORY_KEYS = re.compile(r"^constyle\.(encoder_k\.|queue$|queue_ptr$)")

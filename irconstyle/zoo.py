@@ -10,6 +10,8 @@ from typing import Callable
 from torch import nn
 
 from .nets.nafnet import NAFNet, constyle_nafnet
+from .nets.plain import constyle_plain
+from .nets.restormer import Restormer, constyle_restormer
 
 __all__ = ["MODELS", "build_model", "model_names", "NAFNET_PRESETS"]
 
@@ -35,6 +37,11 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "general_nafnet": _preset(constyle_nafnet, dict(use_constyle=False)),
     "nafnet": NAFNet,
     **{name: _preset(NAFNet, p) for name, p in NAFNET_PRESETS.items()},
+    "constyle_restormer": constyle_restormer,
+    "general_restormer": _preset(constyle_restormer, dict(use_constyle=False)),
+    "restormer": Restormer,
+    "constyle_plain": constyle_plain,
+    "plain": _preset(constyle_plain, dict(use_constyle=False)),
 }
 
 
