@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .padding import crop_to, pad_to_multiple
+from .padding import check_input, crop_to, pad_to_multiple
 from .unet import TrainOutput, build_general_unet
 
 __all__ = ["LayerNorm2d", "SimpleGate", "NAFBlock", "NAFNet", "constyle_nafnet"]
@@ -100,6 +100,7 @@ class NAFNet(nn.Module):
     def forward(self, lq: Tensor, gt: Tensor | None = None) -> Tensor | TrainOutput:
         """Restore ``lq``; with ``gt`` (the trainer's uniform call) return a
         :class:`TrainOutput` without ConStyle outputs."""
+        check_input(lq, self.intro.in_channels)
         h, w = lq.shape[-2:]
         inp = pad_to_multiple(lq, self.size_factor)
         x = self.intro(inp)

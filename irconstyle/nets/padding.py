@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pad_to_multiple", "crop_to"]
+__all__ = ["pad_to_multiple", "crop_to", "check_input"]
 
 
 def pad_to_multiple(x: Tensor, factor: int, mode: str = "reflect") -> Tensor:
@@ -33,3 +33,20 @@ def pad_to_multiple(x: Tensor, factor: int, mode: str = "reflect") -> Tensor:
 def crop_to(x: Tensor, height: int, width: int) -> Tensor:
     """Inverse of :func:`pad_to_multiple`."""
     return x[..., :height, :width]
+
+
+def check_input(x: Tensor, channels: int) -> None:
+    """Refuse what a restoration network cannot take, with a message that says why,
+    instead of a shape error from deep inside a convolution."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"expected a torch.Tensor image batch, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"expected an image batch of shape (B, {channels}, H, W), got shape {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        raise ValueError(f"expected {channels} channels, got {x.shape[1]} (shape {tuple(x.shape)}); "
+                         "convert grayscale or RGBA images to RGB first")
+    if not x.is_floating_point():
+        raise TypeError(f"expected a floating-point image in [0, 1], got dtype {x.dtype}; "
+                        "divide uint8 images by 255")
+    if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"empty image batch of shape {tuple(x.shape)}")

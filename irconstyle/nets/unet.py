@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ..constyle import ConStyle, ConStyleOutput, ConvAct
-from .padding import crop_to, pad_to_multiple
+from .padding import check_input, crop_to, pad_to_multiple
 
 __all__ = [
     "ConStyleInjection",
@@ -112,7 +112,7 @@ class RestorationUNet(nn.Module):
                  decoders: Sequence[nn.Module], finetune: nn.Module,
                  constyle: ConStyle | None = None, injection: ConStyleInjection | None = None,
                  scale_inputs: nn.Module | None = None, skip_fusion: nn.Module | None = None,
-                 size_factor: int = 8) -> None:
+                 size_factor: int = 8, img_channel: int = 3) -> None:
         super().__init__()
         if (constyle is None) != (injection is None):
             raise ValueError("constyle and injection must be given together")
@@ -131,6 +131,7 @@ class RestorationUNet(nn.Module):
         self.decoders = nn.ModuleList(decoders)
         self.finetune = finetune
         self.size_factor = size_factor
+        self.img_channel = img_channel
 
     # The network proper, on an input already padded to size_factor.
     def restore(self, inp: Tensor, code: Tensor | None = None,
@@ -156,6 +157,9 @@ class RestorationUNet(nn.Module):
         return self.finetune(x) + inp
 
     def forward(self, lq: Tensor, gt: Tensor | None = None) -> Tensor | TrainOutput:
+        check_input(lq, self.img_channel)
+        if gt is not None and gt.shape != lq.shape:
+            raise ValueError(f"lq and gt differ in shape: {tuple(lq.shape)} vs {tuple(gt.shape)}")
         h, w = lq.shape[-2:]
         inp = pad_to_multiple(lq, self.size_factor)
         cs = None
@@ -229,4 +233,4 @@ def build_general_unet(*, block: Callable[[int], nn.Module], width: int = 48,
     return RestorationUNet(
         preprocess=preprocess or nn.Sequential(nn.Conv2d(img_channel, d, 3, padding=1, bias=False)),
         encoders=encoders, downs=downs, bottleneck=bottleneck, ups=ups, decoders=decoders,
-        finetune=nn.Sequential(*head), constyle=constyle, injection=injection, size_factor=8)
+        finetune=nn.Sequential(*head), constyle=constyle, injection=injection, size_factor=8, img_channel=img_channel)
