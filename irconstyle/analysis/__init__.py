@@ -1,0 +1,1 @@
+"""Analyses of ConStyle's latent space."""
