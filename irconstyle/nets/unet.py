@@ -100,14 +100,15 @@ class RestorationUNet(nn.Module):
 
     Variation points (all optional):
       * ``scale_inputs(inp) -> list[Tensor]``: extra inputs concatenated before each
-        encoder level (MAXIM's multi-scale inputs);
+        encoder level (MAXIM's multi-scale inputs); with ``preprocess=None`` the first
+        scale input is also the preprocessed image (MAXIM's first level sees it twice);
       * ``skip_fusion(skips, x) -> (skips, x)``: rewrites the skips from all levels and
         the bottleneck output (MAXIM's cross-gating);
       * ``ups``: any module ``(x, skip) -> x``; :class:`UpConcat` covers both the 1x1
         reduction and its absence.
     """
 
-    def __init__(self, *, preprocess: nn.Module, encoders: Sequence[nn.Module],
+    def __init__(self, *, preprocess: nn.Module | None, encoders: Sequence[nn.Module],
                  downs: Sequence[nn.Module], bottleneck: nn.Module, ups: Sequence[nn.Module],
                  decoders: Sequence[nn.Module], finetune: nn.Module,
                  constyle: ConStyle | None = None, injection: ConStyleInjection | None = None,
@@ -116,6 +117,8 @@ class RestorationUNet(nn.Module):
         super().__init__()
         if (constyle is None) != (injection is None):
             raise ValueError("constyle and injection must be given together")
+        if preprocess is None and scale_inputs is None:
+            raise ValueError("preprocess=None needs scale_inputs (its first entry is the preprocessed image)")
         if not (len(encoders) == len(downs) == len(ups) == len(decoders)):
             raise ValueError("encoders, downs, ups and decoders must have one entry per level")
         self.constyle = constyle
@@ -136,8 +139,8 @@ class RestorationUNet(nn.Module):
     # The network proper, on an input already padded to size_factor.
     def restore(self, inp: Tensor, code: Tensor | None = None,
                 features: Sequence[Tensor] | None = None) -> Tensor:
-        x = self.preprocess(inp)
         scales = self.scale_inputs(inp) if self.scale_inputs is not None else None
+        x = self.preprocess(inp) if self.preprocess is not None else scales[0]
         skips = []
         for level, (enc, down) in enumerate(zip(self.encoders, self.downs)):
             if scales is not None:
