@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["RELEASE_KEY_RULES", "ReleaseCheckpointError", "rename_release_key",
+__all__ = ["RELEASE_KEY_RULES", "RELEASE_DEAD_KEYS", "ReleaseCheckpointError", "rename_release_key",
            "convert_release_state_dict", "load_release_checkpoint", "read_release_file"]
 
 Rule = tuple[str, Callable[[re.Match], str]]
@@ -54,11 +54,112 @@ _TEMPLATE_RULES: list[Rule] = [
     (r"^Finetune_Module\.", _sub("finetune.")),
 ]
 
+# MAXIM (nets/maxim.py).  The release keeps the Flax names of the JAX original inside
+# its blocks (SplitHeadMultiAxisGmlpLayer_0, channel_attention_block_10, Conv_0,
+# LayerNorm gamma/beta, ...); a rule maps the module prefix and the two functions below
+# translate the part of the key under a U-Net block or a cross-gating block.
+_MAXIM_TOKENS: list[tuple[str, str]] = [
+    (r"SplitHeadMultiAxisGmlpLayer_(\d+)\.", r"gmlps.\1."),
+    (r"channel_attention_block_1_(\d+)\.", r"rdcabs.\1."),
+    (r"channel_attention_block_1(\d+)\.", r"rcabs.\1."),
+    (r"channel_attention\.Conv_0\.", "ca.reduce."),
+    (r"channel_attention\.Conv_1\.", "ca.expand."),
+    (r"channel_mixing\.Dense_0\.", "mlp.0."),
+    (r"channel_mixing\.Dense_1\.", "mlp.2."),
+    (r"(Grid|Block)GatingUnit\.Dense_0\.", "gate.dense."),
+    (r"(Grid|Block)GatingUnit\.intermediate_layernorm\.", "gate.norm."),
+    (r"GridGmlpLayer\.", "grid."),
+    (r"BlockGmlpLayer\.", "block."),
+    (r"SplitHeadMultiAxisGating_([xy])\.Dense_0\.", r"gate_\1.grid_dense."),
+    (r"SplitHeadMultiAxisGating_([xy])\.Dense_1\.", r"gate_\1.block_dense."),
+    (r"SplitHeadMultiAxisGating_([xy])\.", r"gate_\1."),
+    (r"LayerNorm_in\.", "norm."),
+    (r"LayerNorm_([xy])\.", r"norm_\1."),
+    (r"LayerNorm\.", "norm."),
+    (r"in_project", "in_proj"),
+    (r"out_project", "out_proj"),
+    (r"\.gamma$", ".weight"),
+    (r"\.beta$", ".bias"),
+]
+
+
+def _maxim_tokens(rest: str) -> str:
+    for pattern, repl in _MAXIM_TOKENS:
+        rest = re.sub(pattern, repl, rest)
+    return rest
+
+
+def _maxim_cgb(rest: str) -> str:
+    """Inside a CrossGatingBlock: ConvTranspose_0 / Conv_0 / Conv_1 are up_y / proj_x / proj_y."""
+    for old, new in (("ConvTranspose_0.", "up_y."), ("Conv_0.", "proj_x."), ("Conv_1.", "proj_y.")):
+        if rest.startswith(old):
+            return new + rest[len(old):]
+    return _maxim_tokens(rest)
+
+
+def _maxim_block(rest: str) -> str:
+    """Inside a UNetEncoderBlock / BottleneckBlock (its dead cross_gating_block included)."""
+    if rest.startswith("cross_gating_block."):
+        return "unused_cross_gating." + _maxim_cgb(rest[len("cross_gating_block."):])
+    return _maxim_tokens(re.sub(r"^(Conv_0|input_proj)\.", "proj_in.", rest))
+
+
+def _maxim_sub(template: str, body: Callable[[str], str], **index_maps: Callable[[int], int]
+               ) -> Callable[[re.Match], str]:
+    """For a pattern ending in ``(?P<rest>.*)$``: the mapped prefix + ``body(rest)``."""
+    head = _sub(template, **index_maps)
+    return lambda m: head(m) + body(m["rest"])
+
+
+def _upsample_ratio(m: re.Match) -> str:
+    """``UpSampleRatio_k``: k = 0..8 feed the cross-gating blocks (3 per level, deepest
+    level first, encoder levels shallowest first), k = 9..17 the decoder bridges (3 per
+    level, deepest level first, gated skips deepest first)."""
+    k = int(m["k"])
+    part, k = ("signal_proj", k) if k < 9 else ("bridge_proj", k - 9)
+    return f"skip_fusion.{part}.{2 - k // 3}.{k % 3}."
+
+
+_MAXIM_RULES: list[Rule] = [
+    (r"^stage_0_input_conv_(?P<i>\d)\.", _sub("scale_inputs.convs.{i}.")),
+    (r"^stage_0_encoder_block_(?P<i>\d)\.Conv_1\.", _sub("downs.{i}.")),
+    (r"^stage_0_encoder_block_(?P<i>\d)\.(?P<rest>.*)$", _maxim_sub("encoders.{i}.", _maxim_block)),
+    (r"^stage_0_global_block_(?P<i>\d)\.(?P<rest>.*)$", _maxim_sub("bottleneck.{i}.", _maxim_block)),
+    (r"^stage_0_cross_gating_block_(?P<i>\d)\.(?P<rest>.*)$", _maxim_sub("skip_fusion.gates.{i}.", _maxim_cgb)),
+    (r"^UpSampleRatio_(?P<k>\d+)\.Conv_0\.", _upsample_ratio),
+    (r"^stage_0_decoder_block_(?P<i>\d)\.ConvTranspose_0\.", _sub("ups.{i}.up.", i=lambda n: 2 - n)),
+    (r"^stage_0_decoder_block_(?P<i>\d)\.UNetEncoderBlock_0\.Conv_1\.",
+     _sub("decoders.{i}.unused_down.", i=lambda n: 2 - n)),
+    (r"^stage_0_decoder_block_(?P<i>\d)\.UNetEncoderBlock_0\.(?P<rest>.*)$",
+     _maxim_sub("decoders.{i}.", _maxim_block, i=lambda n: 2 - n)),
+    (r"^stage_0_output_conv_0\.", _sub("finetune.0.")),
+]
+
+_CONSTYLE_MAXIM_RULES: list[Rule] = [
+    (r"^stage_input_conv_(?P<i>\d)\.", _sub("scale_inputs.convs.{i}.")),
+    (r"^Process_Module_l(?P<i>\d)\.(?P<rest>.*)$", _maxim_sub("encoders.{i}.", _maxim_block, i=lambda n: n - 1)),
+    (r"^Process_Module_bottom\.(?P<i>\d+)\.(?P<rest>.*)$", _maxim_sub("bottleneck.{i}.", _maxim_block)),
+    (r"^Process_Module_r(?P<i>\d)\.UNetEncoderBlock_0\.(?P<rest>.*)$",
+     _maxim_sub("decoders.{i}.", _maxim_block, i=lambda n: 3 - n)),
+    (r"^cross_gating_block_(?P<i>\d)\.(?P<rest>.*)$", _maxim_sub("skip_fusion.gates.{i}.", _maxim_cgb)),
+    (r"^UpSampleRatio_(?P<k>\d+)\.Conv_0\.", _upsample_ratio),
+    *_TEMPLATE_RULES,
+]
+
+# Modules the release builds but never calls (nets/maxim.py, A2): dropped when the
+# target model was built without them (``release_dead_modules=False``).
+RELEASE_DEAD_KEYS: dict[str, re.Pattern] = {
+    "maxim": re.compile(r"\.cross_gating_block\.|^stage_0_decoder_block_\d\.UNetEncoderBlock_0\.Conv_1\."),
+    "constyle_maxim": re.compile(r"\.cross_gating_block\."),
+}
+
 # Model name (as in irconstyle.zoo) -> renaming rules.  Keys no rule matches keep
 # their name (the original NAFNet's names are already ours).
 RELEASE_KEY_RULES: dict[str, list[Rule]] = {
     "constyle_nafnet": _TEMPLATE_RULES,
     "nafnet": [],
+    "maxim": _MAXIM_RULES,
+    "constyle_maxim": _CONSTYLE_MAXIM_RULES,
     # Restormer: the template's names (Preprocess_Module.proj -> preprocess.proj); the
     # original network keeps the published names.
     "constyle_restormer": _TEMPLATE_RULES,
@@ -124,6 +225,8 @@ def convert_release_state_dict(model_name: str, release_sd: Mapping[str, Tensor]
         new = rename_release_key(model_name, key)
         if _MEMORY_KEYS.match(new) and not has_memory:
             continue
+        if new not in ours and model_name in RELEASE_DEAD_KEYS and RELEASE_DEAD_KEYS[model_name].search(key):
+            continue  # a dead module of the release that this model was built without
         converted[new], origin[new] = value, key
     missing = sorted(set(ours) - set(converted))
     unexpected = sorted(set(converted) - set(ours))

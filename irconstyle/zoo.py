@@ -9,6 +9,7 @@ from typing import Callable
 
 from torch import nn
 
+from .nets.maxim import MAXIM, constyle_maxim
 from .nets.nafnet import NAFNet, constyle_nafnet
 from .nets.plain import constyle_plain
 from .nets.restormer import Restormer, constyle_restormer
@@ -42,6 +43,9 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "restormer": Restormer,
     "constyle_plain": constyle_plain,
     "plain": _preset(constyle_plain, dict(use_constyle=False)),
+    "constyle_maxim": constyle_maxim,
+    "general_maxim": _preset(constyle_maxim, dict(use_constyle=False)),
+    "maxim": MAXIM,
 }
 
 

@@ -96,6 +96,7 @@ class NAFNet(nn.Module):
             c //= 2
             self.decoders.append(_blocks(n, c))
         self.size_factor = 2 ** len(enc_blk_nums)
+        self.constyle = None  # the uniform model API: no ConStyle in the original network
 
     def forward(self, lq: Tensor, gt: Tensor | None = None) -> Tensor | TrainOutput:
         """Restore ``lq``; with ``gt`` (the trainer's uniform call) return a
