@@ -1,6 +1,7 @@
 """IRConStyle: ConStyle (contrastive learning + style transfer) for U-Net image restoration."""
 from .constyle import ConStyle, ConStyleOutput, Encoding, StyleEncoder
 from .losses import LossWeights, content_loss, infonce_loss, restoration_loss, style_loss
+from .nets.adapter import attach_constyle
 from .zoo import build_model, model_names
 
 __version__ = "0.1.0"
@@ -8,5 +9,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ConStyle", "ConStyleOutput", "Encoding", "StyleEncoder",
     "LossWeights", "content_loss", "infonce_loss", "restoration_loss", "style_loss",
-    "build_model", "model_names", "__version__",
+    "attach_constyle", "build_model", "model_names", "__version__",
 ]
