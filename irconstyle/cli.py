@@ -1,0 +1,333 @@
+"""The command line: ``irconstyle train | evaluate | restore | models`` (also
+``python -m irconstyle``).
+
+Only argument parsing and printing live here; every action is a package function
+(``irconstyle.train.run``, ``irconstyle.evaluate.evaluate``, ``restore_files``,
+``irconstyle.summary.model_table``), so a notebook never needs this module.
+
+Expected failures (a missing or broken file, an unknown model, a bad override) end
+with exit status 1 and one line ``irconstyle: error: <file or name>: <problem>`` on
+stderr, never a traceback; ``--debug`` re-raises instead.  Usage errors exit with 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main", "build_parser"]
+
+PROG = "irconstyle"
+
+
+class CLIError(Exception):
+    """A problem with the command line's own input (bad KEY=VALUE, missing module...)."""
+
+
+# ----------------------------------------------------------------------------- parser
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _add_model_args(p: argparse.ArgumentParser, *, weights_required: bool = False) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", metavar="NAME",
+                   help="zoo model name (see `irconstyle models`); optional when the weights "
+                        "file records its model (our checkpoints and .safetensors exports)")
+    g.add_argument("--weights", metavar="PATH", required=weights_required,
+                   help="weights file: our training checkpoint (.pt, holding 'model' and 'ema'), "
+                        "a .safetensors export, a plain state dict, or the authors' BasicSR .pth "
+                        "(keys 'params'/'params_ema'; needs --model). Without it the model keeps "
+                        "its random initialisation")
+    g.add_argument("--model-arg", metavar="KEY=VALUE", action="append", default=[],
+                   help="builder keyword argument, VALUE parsed as YAML (e.g. width=32, "
+                        "left_blk_num=[1,1,1]); repeatable; overrides what the weights file records")
+    g.add_argument("--device", metavar="DEV", default=None,
+                   help="torch device (default: cuda if available, else cpu)")
+
+
+def _add_inference_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("inference")
+    g.add_argument("--tile", metavar="N", type=_positive_int, default=None,
+                   help="restore in N x N tiles (rounded to the model's size factor) to bound "
+                        "memory; ConStyle's code is computed once on the whole image")
+    g.add_argument("--tile-overlap", metavar="N", type=_nonneg_int, default=None,
+                   help="overlap between neighbouring tiles, blended with a smooth window "
+                        "(default: min(32, tile/4))")
+    g.add_argument("--self-ensemble", action="store_true",
+                   help="average the 8 flips/rotations of the input (x8 slower)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="IRConStyle: ConStyle-based image restoration (train, evaluate, "
+                               "restore images, list models).")
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks instead of one-line error messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # --debug is accepted after the command too (SUPPRESS keeps the top-level value).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show Python tracebacks instead of one-line error messages")
+
+    p = sub.add_parser("train", parents=[common], help="train a model from a YAML config",
+                       description="Train from a YAML file or a shipped preset "
+                                   "(e.g. smoke/constyle_nafnet), with optional overrides.")
+    p.add_argument("config", metavar="CONFIG", help="YAML file or preset name")
+    p.add_argument("overrides", metavar="KEY=VALUE", nargs="*",
+                   help="config overrides with dotted keys, e.g. total_iters=100 model.kwargs.width=16")
+
+    p = sub.add_parser("evaluate", parents=[common], help="score a model on a benchmark",
+                       description="Restore a benchmark's images and report PSNR/SSIM on RGB and "
+                                   "Y under a named protocol; EMA and raw weights are both "
+                                   "scored when the checkpoint has both.")
+    _add_model_args(p)
+    g = p.add_argument_group("data")
+    g.add_argument("--benchmark", metavar="NAME", required=True,
+                   help="benchmark name (CBSD68, Kodak24, McMaster, Urban100, GoPro, HIDE, "
+                        "RealBlur_J, RealBlur_R, Rain100H, Rain100L, Test100, Test1200, "
+                        "Test2800, SOTS) or minibench_<task> (denoise, deblur, derain, dehaze: "
+                        "the offline mini-benchmark, no folders needed)")
+    g.add_argument("--data-root", metavar="DIR",
+                   help="a data root prepared by data_scripts/ (the canonical layout); "
+                        "replaces --lq/--gt/--root")
+    g.add_argument("--lq", metavar="DIR", help="folder of degraded images (deblur, derain, dehaze)")
+    g.add_argument("--gt", metavar="DIR",
+                   help="folder of clean images (all tasks; denoising adds noise to these)")
+    g.add_argument("--root", metavar="DIR",
+                   help="deraining: a set's root folder in any published layout")
+    g.add_argument("--sigma", metavar="S", type=float, default=25.0,
+                   help="denoising noise level on the 0-255 scale (default: 25)")
+    g = p.add_argument_group("scoring")
+    g.add_argument("--protocol", choices=("release", "basicsr", "canonical"), default="basicsr",
+                   help="release: the authors' code (gt padded like lq, metrics on padded "
+                        "images); basicsr: same metrics on the true size (default); canonical: "
+                        "each benchmark's community script (MATLAB SSIM, RealBlur ECC alignment, "
+                        "rounded Y for deraining)")
+    g.add_argument("--variant", choices=("all", "ema", "raw", "weights"), default="all",
+                   help="which weights of the file to score (default: all it holds)")
+    g.add_argument("--out", metavar="DIR", help="write results.json and results.csv here "
+                                                "(one sub-folder per weight variant)")
+    g.add_argument("--save-images", action="store_true", help="also save restored PNGs under --out")
+    _add_inference_args(p)
+
+    p = sub.add_parser("restore", parents=[common], help="restore an image or a folder of images",
+                       description="Restore image files (PNG, JPEG, BMP, TIFF, WebP, or .npy "
+                                   "arrays in [0, 1]) or every image of a folder; writes "
+                                   "<name>.png into --out.")
+    p.add_argument("inputs", metavar="INPUT", nargs="+", help="image file(s) and/or folder(s)")
+    p.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    p.add_argument("--variant", choices=("ema", "raw", "weights"), default=None,
+                   help="which weights of the file to use (default: ema when present)")
+    _add_model_args(p)
+    _add_inference_args(p)
+
+    p = sub.add_parser("models", parents=[common],
+                       help="list the models with parameter counts and MACs",
+                       description="The model table (irconstyle.summary.model_table).")
+    p.add_argument("names", metavar="NAME", nargs="*", help="models to list (default: all)")
+    p.add_argument("--input-size", metavar="N", type=_positive_int, default=256,
+                   help="square input side for MACs and timing (default: 256)")
+    p.add_argument("--no-time", action="store_true", help="skip the CPU timing")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+# ----------------------------------------------------------------------------- helpers
+def _parse_pairs(items: Sequence[str], what: str) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or not key.strip().isidentifier():
+            raise CLIError(f"bad {what} {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(text) if text.strip() else text
+        except yaml.YAMLError:
+            raise CLIError(f"bad {what} {item!r}: VALUE is not valid YAML") from None
+    return out
+
+
+def _device(name: str | None) -> str:
+    if name is not None:
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _load_model(args: argparse.Namespace, variant: str | None):
+    from .evaluate import load_model
+
+    kwargs = _parse_pairs(args.model_arg, "--model-arg")
+    return load_model(args.model, args.weights, variant=variant, device=_device(args.device),
+                      **kwargs)
+
+
+def _num(v: Any, digits: int) -> str:
+    if isinstance(v, float):
+        return "inf" if math.isinf(v) else f"{v:.{digits}f}"
+    return str(v)
+
+
+# ----------------------------------------------------------------------------- commands
+def _cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from .train import load_config, run
+    except ImportError as exc:
+        raise CLIError(f"training is not available: {exc}") from None
+    cfg = load_config(args.config, list(args.overrides))
+    result = run(cfg)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, evaluation_dataset
+    from .protocols import convention
+    from .weights import read_weights
+
+    convention(args.benchmark, args.protocol)  # an unknown benchmark fails before any work
+    data = evaluation_dataset(args.benchmark, data_root=args.data_root, lq_dir=args.lq,
+                              gt_dir=args.gt, root=args.root, sigma=args.sigma,
+                              reference_noise=args.protocol == "release")
+    weights = read_weights(args.weights) if args.weights else None
+    if weights is None:
+        variants: list[str | None] = [None]
+    elif args.variant == "all":
+        variants = list(weights.variants)
+    else:
+        variants = [args.variant]
+    kwargs = _parse_pairs(args.model_arg, "--model-arg")
+    from .evaluate import load_model
+
+    for variant in variants:
+        model, label = load_model(args.model, weights, variant=variant,
+                                  device=_device(args.device), **kwargs)
+        out = None
+        if args.out:
+            out = Path(args.out) / (variant or "untrained") if len(variants) > 1 else Path(args.out)
+        result = evaluate(model, data, protocol=args.protocol, benchmark=args.benchmark,
+                          tile=args.tile, overlap=args.tile_overlap,
+                          self_ensemble=args.self_ensemble, save_dir=out,
+                          save_images=args.save_images, weights=label,
+                          progress=lambda name, row: print(
+                              f"  {name}: PSNR {_num(row['psnr_rgb'], 2)} / Y {_num(row['psnr_y'], 2)}",
+                              file=sys.stderr))
+        m = result["mean"]
+        print(f"{args.benchmark} [{args.protocol}, primary {result['primary'].upper()}] {label}: "
+              f"PSNR {_num(m['psnr_rgb'], 3)} SSIM {_num(m['ssim_rgb'], 4)} (RGB) | "
+              f"PSNR {_num(m['psnr_y'], 3)} SSIM {_num(m['ssim_y'], 4)} (Y) "
+              f"over {result['n_images']} images")
+        if out is not None:
+            print(f"  results: {out / 'results.json'}, {out / 'results.csv'}")
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from .evaluate import check_inputs, restore_files
+
+    check_inputs(args.inputs)  # a bad input fails (naming itself) before the model is built
+    model, label = _load_model(args, args.variant)
+    written = restore_files(model, args.inputs, args.out, tile=args.tile,
+                            overlap=args.tile_overlap, self_ensemble=args.self_ensemble,
+                            check=False, progress=lambda src, dst: print(f"{src} -> {dst}"))
+    print(f"restored {len(written)} image(s) into {args.out} with "
+          f"{args.model or 'the model the weights name'}, weights: {label}", file=sys.stderr)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    try:
+        from .summary import model_table
+    except ImportError as exc:
+        raise CLIError(f"the model table is not available (irconstyle.summary: {exc})") from None
+    rows = model_table(args.names or None, input_size=(1, 3, args.input_size, args.input_size),
+                       time_cpu=not args.no_time)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    cols = [("name", "model"), ("constyle", "ConStyle"), ("size_factor", "pad"),
+            ("params", "params"), ("macs", "GMACs"), ("cpu_ms", "CPU ms")]
+    cols = [c for c in cols if any(c[0] in r for r in rows)]
+
+    def cell(row: dict, key: str) -> str:
+        v = row.get(key, "")
+        if key == "params":
+            return f"{v:,}"
+        if key == "macs":
+            return f"{v / 1e9:.2f}"
+        if key == "constyle":
+            return "yes" if v else "no"
+        return str(v)
+
+    table = [[head for _, head in cols]] + [[cell(r, k) for k, _ in cols] for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(cols))]
+    for r in table:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    print(f"(MACs and times at 1x3x{args.input_size}x{args.input_size})", file=sys.stderr)
+    return 0
+
+
+_COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "restore": _cmd_restore,
+             "models": _cmd_models}
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input, not a bug (all carry a message naming the culprit)."""
+    return (CLIError, ValueError, TypeError, KeyError, OSError, ImportError)
+
+
+def _message(exc: BaseException) -> str:
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = " ".join(str(text).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and getattr(exc, "filename", None) and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except _expected_errors() as exc:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {_message(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug; still no traceback without --debug
+        if args.debug:
+            raise
+        print(f"{PROG}: internal error: {type(exc).__name__}: {_message(exc)} "
+              f"(run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
