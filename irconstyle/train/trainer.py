@@ -1,0 +1,538 @@
+"""The training loop: one readable ``fit`` over a config, nanoGPT style.
+
+One iteration ``t`` (1-based, the release's count):
+
+1. if ``t > constyle_iters`` and ConStyle still trains, freeze it for good: eval mode,
+   no gradients, no momentum update, no enqueue, and its parameters leave the optimizer
+   (the release only flipped ``requires_grad``, bugs B5-B7); the step counter lives here;
+2. forward ``model(lq, gt)`` (autocast on CUDA), loss = L1 (+ InfoNCE + content + style
+   while ConStyle trains);
+3. backward, optional gradient clipping, AdamW step, then the EMA update (after the
+   step, bug B9), then the scheduler step;
+4. every ``val_every``: PSNR (RGB and Y) of the raw and the EMA weights on the
+   validation split; every ``ckpt_every`` (and on a new best): an atomic checkpoint.
+
+Resuming is exact: the data order is a pure function of (seed, epoch, step), the lr a
+pure function of the step, and every state (queue included) is in the checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import random
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..data import build_dataset
+from ..data.sampling import item_generator, seed_worker
+from ..losses import LossTerms, restoration_loss
+from ..metrics import psnr
+from ..zoo import build_model
+from .checkpoint import (load_checkpoint, remove_stale_temporaries, rng_state, save_checkpoint,
+                         save_weights, set_rng_state)
+from .config import ConfigError, TrainConfig, config_from_yaml_text, config_to_dict, config_to_yaml
+from .distributed import EpochShardSampler, init_distributed, pick_device
+from .ema import ModelEMA
+from .recipe import resolve_config
+from .schedule import CyclicCosine, build_scheduler
+
+__all__ = ["Trainer", "run"]
+
+TRAIN_FIELDS = ["step", "epoch", "lr", "loss", "pixel", "infonce", "content", "style", "seconds"]
+VAL_FIELDS = ["step", "raw/psnr", "raw/psnr_y", "ema/psnr", "ema/psnr_y", "best"]
+
+
+class _CsvLog:
+    """Append-only CSV that, on resume, drops the rows written after the checkpoint."""
+
+    def __init__(self, path: Path, fields: list[str], keep_until: int) -> None:
+        self.path, self.fields = path, fields
+        rows = []
+        if keep_until > 0 and path.is_file():
+            with path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(float(r["step"])) <= keep_until]
+        self.file = path.open("w", newline="")
+        self.writer = csv.DictWriter(self.file, fieldnames=fields, extrasaction="ignore")
+        self.writer.writeheader()
+        self.writer.writerows(rows)
+        self.file.flush()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class Trainer:
+    """``Trainer(cfg).fit()`` trains, validates, checkpoints and resumes.
+
+    ``train_set`` / ``val_set`` replace the datasets named in the config: any
+    ``Dataset`` of dicts ``{"lq", "gt", ...}`` (float CHW in [0, 1]) works; a
+    ``set_epoch(epoch)`` method, if present, is called before each epoch.
+    """
+
+    def __init__(self, cfg: TrainConfig, *, train_set: Dataset | None = None,
+                 val_set: Dataset | None = None) -> None:
+        device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+        self.dist = init_distributed(device)
+        self.device = device
+        self.cfg = cfg = resolve_config(cfg, world_size=self.dist.world_size)
+        _check(cfg)
+        self.is_main = self.dist.is_main
+        self.out_dir = Path(cfg.out_dir)
+        _seed_everything(cfg.seed)
+
+        self.train_set = train_set if train_set is not None else _dataset(cfg.data.train, cfg.seed)
+        self.val_set = val_set if val_set is not None else (
+            _dataset(cfg.data.val) if cfg.data.val is not None else None)
+        self.batches_per_epoch = EpochShardSampler.batches_per_epoch(
+            len(self.train_set), cfg.batch_size, self.dist.world_size)
+        if self.batches_per_epoch == 0:
+            raise ConfigError(f"the training set has {len(self.train_set)} samples, fewer than one "
+                              f"batch of {cfg.batch_size} x {self.dist.world_size} process(es)")
+
+        self.model, self.model_kwargs = self._build_model()
+        self.constyle = getattr(self.model, "constyle", None)
+        self.constyle_iters = cfg.constyle_iters if cfg.constyle_iters is not None else math.inf
+        if self.constyle is not None and self.constyle_iters >= 1 and cfg.batch_size < 2:
+            raise ConfigError("batch_size must be >= 2 while ConStyle trains: its BatchNorm1d "
+                              "cannot normalise a batch of 1 (set batch_size >= 2)")
+        self.channels_last = cfg.channels_last and device.type == "cuda"
+        self.model.to(device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.ema = (ModelEMA(self.model, decay=cfg.ema.decay, mode=cfg.ema.mode, warmup=cfg.ema.warmup)
+                    if cfg.ema.decay > 0 else None)
+
+        self.opt, self.constyle_group = self._build_optimizer()
+        self.schedule = CyclicCosine(base_lr=cfg.optim.lr, periods=cfg.schedule.periods,
+                                     eta_mins=cfg.schedule.eta_mins,
+                                     restart_weights=cfg.schedule.restart_weights,
+                                     warmup_iters=cfg.schedule.warmup_iters)
+        self.sched = build_scheduler(self.opt, self.schedule)
+        self.amp_dtype = _amp_dtype(device) if cfg.amp else None
+        self.scaler = _grad_scaler(device, enabled=self.amp_dtype == torch.float16)
+
+        self.step = 0
+        self.frozen = False
+        self.best: dict[str, float] = {"value": -math.inf, "step": 0}
+        self.metrics: dict[str, float] = {}
+        self._train_log = self._val_log = self._tb = None
+        self._wrap()
+        self._resume()
+
+    # ------------------------------------------------------------------ construction
+    def _build_model(self) -> tuple[nn.Module, dict]:
+        """Build ``cfg.model``; ConStyle models get the queue size and momentum of
+        ``cfg.constyle`` (rebuilt from the same seed when they differ from the defaults)."""
+        cfg = self.cfg
+        kwargs = dict(cfg.model.kwargs)
+        given = dict(kwargs.get("constyle_kwargs") or {})
+        for key in ("queue_size", "momentum"):
+            if key in given:
+                raise ConfigError(f"model.kwargs.constyle_kwargs.{key}: set constyle.{key} instead "
+                                  "(the recipe derives it when null)")
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.model.name, **kwargs)
+        cs = getattr(model, "constyle", None)
+        if cs is not None:
+            want = {"queue_size": cfg.constyle.queue_size, "momentum": cfg.constyle.momentum}
+            kwargs["constyle_kwargs"] = {**given, **want}
+            if (cs.queue_size, cs.momentum) != (want["queue_size"], want["momentum"]):
+                torch.manual_seed(cfg.seed)
+                model = build_model(cfg.model.name, **kwargs)
+        return model, kwargs
+
+    def _build_optimizer(self) -> tuple[torch.optim.Optimizer, int | None]:
+        """AdamW with ConStyle's trainable parameters in their own group, so the freeze
+        can take them out; the momentum encoder is never in it (no gradients)."""
+        cs_params = ([p for p in self.constyle.parameters() if p.requires_grad]
+                     if self.constyle is not None else [])
+        cs_ids = {id(p) for p in cs_params}
+        backbone = [p for p in self.model.parameters() if p.requires_grad and id(p) not in cs_ids]
+        groups = [{"params": backbone, "name": "backbone"}]
+        if cs_params:
+            groups.append({"params": cs_params, "name": "constyle"})
+        o = self.cfg.optim
+        opt = torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
+        return opt, (1 if cs_params else None)
+
+    def _wrap(self) -> None:
+        """The module the training step calls: DDP and/or compiled around ``self.model``
+        (rebuilt after the freeze, since DDP fixes its parameter set at construction)."""
+        module: nn.Module = self.model
+        if self.dist.enabled:
+            module = DistributedDataParallel(
+                module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.cfg.find_unused_parameters)
+        if self.cfg.compile:
+            if self.constyle is not None:
+                # ConStyle stays eager: it writes its queue in place between forward and
+                # backward, and a compiled graph may recompute the logits' queue snapshot
+                # from the (by then modified) queue in the backward pass.
+                self.constyle.forward = torch.compiler.disable(type(self.constyle).forward.__get__(
+                    self.constyle))
+            module = torch.compile(module)
+        self.train_model = module
+
+    def _freeze_constyle(self) -> None:
+        """The switch after ``constyle_iters``: ConStyle frozen for good and out of the
+        optimizer (its AdamW moments are dropped, so nothing can move it again)."""
+        self.constyle.freeze()
+        for p in self.constyle.parameters():
+            p.grad = None  # zero_grad no longer reaches them once out of the optimizer
+        if self.constyle_group is not None:
+            group = self.opt.param_groups[self.constyle_group]
+            for p in group["params"]:
+                self.opt.state.pop(p, None)
+            group["params"] = []
+        self.frozen = True
+        if self.dist.enabled:
+            self._wrap()
+
+    # ------------------------------------------------------------------ data
+    def _batches(self) -> Iterator[dict]:
+        """Batches from the current step on: epoch and position are derived from
+        ``self.step``, so a resumed run continues mid-epoch with the same samples."""
+        cfg = self.cfg
+        while True:
+            epoch, start = divmod(self.step, self.batches_per_epoch)
+            if hasattr(self.train_set, "set_epoch"):
+                self.train_set.set_epoch(epoch)
+            sampler = EpochShardSampler(len(self.train_set), batch_size=cfg.batch_size, seed=cfg.seed,
+                                        epoch=epoch, rank=self.dist.rank,
+                                        world_size=self.dist.world_size, start_batch=start)
+            loader = DataLoader(self.train_set, batch_size=cfg.batch_size, sampler=sampler,
+                                drop_last=True, num_workers=cfg.num_workers,
+                                pin_memory=self.device.type == "cuda",
+                                # worker seeds from (seed, epoch), so they change every
+                                # epoch (D12) and repeat after a resume
+                                generator=item_generator(cfg.seed, epoch, 0, stream=2),
+                                worker_init_fn=seed_worker)
+            yield from loader
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    # ------------------------------------------------------------------ one step
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def train_step(self, batch: dict) -> LossTerms:
+        lq, gt = self._to_device(batch["lq"]), self._to_device(batch["gt"])
+        if self.constyle is not None and not self.frozen and lq.shape[0] < 2:
+            raise ValueError(f"step {self.step + 1}: a batch of {lq.shape[0]} would reach ConStyle's "
+                             "BatchNorm1d in train mode; use batch_size >= 2")
+        with self._autocast():
+            out = self.train_model(lq, gt)
+            terms = restoration_loss(out.image, gt, out.constyle, self.cfg.loss,
+                                     use_constyle=not self.frozen)
+        if self.ema is not None and self.cfg.ema.mode == "release":
+            self.ema.update(self.model)  # the release's order: before the optimizer step
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(terms.total).backward()
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]],
+                                     self.cfg.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if self.ema is not None and self.cfg.ema.mode == "full":
+            self.ema.update(self.model)
+        self.sched.step()
+        return terms
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, stop_at: int | None = None) -> dict[str, Any]:
+        """Train to ``total_iters`` (or pause at ``stop_at``, saving a checkpoint there)."""
+        cfg = self.cfg
+        end = cfg.total_iters if stop_at is None else min(stop_at, cfg.total_iters)
+        bar = tqdm(total=cfg.total_iters, initial=self.step, dynamic_ncols=True, desc="train",
+                   disable=not (self.is_main and cfg.log.progress))
+        self._open_logs()
+        batches = self._batches()
+        started, start_step = time.perf_counter(), self.step
+        self.model.train()
+        try:
+            while self.step < end:
+                step = self.step + 1
+                if self.constyle is not None and not self.frozen and step > self.constyle_iters:
+                    self._freeze_constyle()
+                lr = self.opt.param_groups[0]["lr"]  # the lr this step uses
+                terms = self.train_step(next(batches))
+                self.step = step
+                bar.update(1)
+                if step % cfg.log.every == 0 or step == end:
+                    self._log_train(terms, lr, time.perf_counter() - started, step - start_step, bar)
+                improved = False
+                if self.val_set is not None and (step % cfg.val_every == 0 or step == cfg.total_iters):
+                    improved = self._validate_and_track()
+                if step % cfg.ckpt_every == 0 or step == end or improved:
+                    self._save(best=improved)
+        finally:
+            batches.close()
+            bar.close()
+        if self.step == cfg.total_iters and self.is_main:
+            self._export(self.out_dir / "last.safetensors")
+        self._close_logs()
+        return self.summary()
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean PSNR (RGB and Y, BasicSR's convention) of the raw and the EMA weights
+        on the full validation images, in float32."""
+        if self.val_set is None:
+            return {}
+        models = {"raw": self.model}
+        if self.ema is not None:
+            models["ema"] = self.ema.module
+        sums: dict[str, float] = {}
+        count = 0
+        self.model.eval()
+        for item in DataLoader(self.val_set, batch_size=1, num_workers=0):
+            lq = item["lq"].to(self.device)
+            gt = item["gt"].float()
+            for tag, model in models.items():
+                out = model(lq).float().cpu()
+                for key, y in (("psnr", False), ("psnr_y", True)):
+                    sums[f"{tag}/{key}"] = sums.get(f"{tag}/{key}", 0.0) + psnr(out, gt, y_channel=y)
+            count += 1
+        self.model.train()
+        if count == 0:
+            raise ConfigError("the validation set is empty")
+        return {k: v / count for k, v in sums.items()}
+
+    def _validate_and_track(self) -> bool:
+        """Validate (main process only) and say whether the selection metric improved."""
+        if not self.is_main:
+            return False
+        self.metrics = self.validate()
+        key = f"{'ema' if self.ema is not None else 'raw'}/{self.cfg.best_metric}"
+        improved = self.metrics[key] > self.best["value"]
+        if improved:
+            self.best = {"value": float(self.metrics[key]), "step": self.step}
+        row = {"step": self.step, **self.metrics, "best": self.best["value"]}
+        if self._val_log is not None:
+            self._val_log.write(row)
+        if self._tb is not None:
+            for k, v in self.metrics.items():
+                self._tb.add_scalar(f"val/{k}", v, self.step)
+        tqdm.write(f"step {self.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items()))
+        return improved
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs; loads with ``torch.load(weights_only=True)``."""
+        return {
+            "step": self.step,
+            "frozen": self.frozen,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "best": dict(self.best),
+            "metrics": dict(self.metrics),
+            "world_size": self.dist.world_size,
+            "model_kwargs_json": json.dumps(self.model_kwargs),
+            "config": config_to_yaml(self.cfg),
+        }
+
+    def _save(self, best: bool) -> None:
+        """best.pt first, then last.pt: if a kill falls between them, last.pt is the
+        older state and the resumed run re-validates and rewrites best.pt."""
+        if not self.is_main:
+            return
+        state = self.state_dict()
+        if best:
+            save_checkpoint(state, self.out_dir / "best.pt")
+            self._export(self.out_dir / "best.safetensors")
+        save_checkpoint(state, self.out_dir / "last.pt")
+
+    def _export(self, path: Path) -> None:
+        model = self.ema.module if self.ema is not None else self.model
+        save_weights(model, path, metadata={
+            "model": self.cfg.model.name, "model_kwargs": json.dumps(self.model_kwargs),
+            "weights": "ema" if self.ema is not None else "raw", "step": str(self.step)})
+
+    def _resume(self) -> None:
+        cfg = self.cfg
+        if cfg.resume == "never":
+            return
+        path = self.out_dir / "last.pt" if cfg.resume == "auto" else Path(cfg.resume)
+        if not path.is_file():
+            if cfg.resume != "auto":
+                raise FileNotFoundError(f"resume: checkpoint {path} does not exist")
+            return
+        ckpt = load_checkpoint(path, map_location="cpu")  # load_state_dict moves to the device
+        self._warn_if_config_differs(ckpt["config"], path)
+        if int(ckpt.get("world_size", 1)) != self.dist.world_size and self.is_main:
+            warnings.warn(f"{path} was written by {ckpt.get('world_size')} process(es), resumed with "
+                          f"{self.dist.world_size}: the data order will differ from an "
+                          "uninterrupted run", stacklevel=2)
+        if ckpt["frozen"] and not self.frozen:
+            self._freeze_constyle()  # before the optimizer state, whose groups match then
+        self.model.load_state_dict(ckpt["model"])
+        if self.ema is not None and ckpt["ema"] is not None:
+            self.ema.load_state_dict(ckpt["ema"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        if ckpt["scaler"]:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        self.step = int(ckpt["step"])
+        self.best = {"value": float(ckpt["best"]["value"]), "step": int(ckpt["best"]["step"])}
+        self.metrics = dict(ckpt["metrics"])
+        if self.is_main:
+            tqdm.write(f"resumed from {path} at step {self.step}")
+
+    def _warn_if_config_differs(self, saved_yaml: str, path: Path) -> None:
+        volatile = {"resume", "out_dir", "num_workers", "log", "compile", "device"}
+        saved = config_to_dict(config_from_yaml_text(saved_yaml, str(path)))
+        now = config_to_dict(self.cfg)
+        diff = sorted(k for k in now if k not in volatile and now[k] != saved.get(k))
+        if diff and self.is_main:
+            warnings.warn(f"resuming {path} with a different config in: {', '.join(diff)}",
+                          stacklevel=3)
+
+    # ------------------------------------------------------------------ logging
+    def _open_logs(self) -> None:
+        """(Re)open the logs, keeping the rows up to the current step."""
+        self._close_logs()
+        if not self.is_main:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.out_dir)
+        (self.out_dir / "config.yml").write_text(config_to_yaml(self.cfg))
+        if self.cfg.log.csv:
+            self._train_log = _CsvLog(self.out_dir / "train.csv", TRAIN_FIELDS, self.step)
+            self._val_log = _CsvLog(self.out_dir / "val.csv", VAL_FIELDS, self.step)
+        if self.cfg.log.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ConfigError("log.tensorboard: true needs the tensorboard package "
+                                  "(pip install tensorboard)") from None
+            self._tb = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step + 1)
+
+    def _log_train(self, terms: LossTerms, lr: float, seconds: float, steps_done: int,
+                   bar: tqdm) -> None:
+        values = {k: (None if v is None else float(v.detach())) for k, v in terms._asdict().items()}
+        values["loss"] = values.pop("total")
+        if not math.isfinite(values["loss"]):
+            raise FloatingPointError(f"step {self.step}: the loss is {values['loss']}")
+        if not self.is_main:
+            return
+        row = {"step": self.step, "epoch": (self.step - 1) // self.batches_per_epoch, "lr": lr,
+               **values, "seconds": round(seconds, 3)}
+        if self._train_log is not None:
+            self._train_log.write(row)
+        if self._tb is not None:
+            for k, v in values.items():
+                if v is not None:
+                    self._tb.add_scalar(f"train/{k}", v, self.step)
+            self._tb.add_scalar("train/lr", lr, self.step)
+        bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.2e}",
+                        it_s=f"{steps_done / max(seconds, 1e-9):.2f}")
+
+    def _close_logs(self) -> None:
+        for log in (self._train_log, self._val_log):
+            if log is not None:
+                log.close()
+        if self._tb is not None:
+            self._tb.close()
+        self._train_log = self._val_log = self._tb = None
+
+    def summary(self) -> dict[str, Any]:
+        def existing(name: str) -> str | None:
+            p = self.out_dir / name
+            return str(p) if self.is_main and p.is_file() else None
+        return {"out_dir": str(self.out_dir), "step": self.step, "frozen": self.frozen,
+                "last": existing("last.pt"), "best": existing("best.pt"),
+                "last_weights": existing("last.safetensors"),
+                "best_weights": existing("best.safetensors"),
+                "metrics": dict(self.metrics),
+                "best_value": self.best["value"] if math.isfinite(self.best["value"]) else None,
+                "best_step": self.best["step"], "best_metric": self.cfg.best_metric}
+
+    def close(self) -> None:
+        self._close_logs()
+        self.dist.close()
+
+
+def run(cfg: TrainConfig, **datasets: Dataset) -> dict[str, Any]:
+    """Train ``cfg`` to the end (resuming per ``cfg.resume``); returns paths and metrics."""
+    trainer = Trainer(cfg, **datasets)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()
+
+
+# ---------------------------------------------------------------------------- helpers
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 on GPUs that compute in it natively (Ampere and newer), else fp16 (with a
+    GradScaler; e.g. Colab's T4, where bf16 would only be emulated); no AMP off CUDA."""
+    if device.type != "cuda":
+        return None
+    try:
+        native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch < 2.3 has no including_emulation and no emulation
+        native_bf16 = torch.cuda.is_bf16_supported()
+    return torch.bfloat16 if native_bf16 else torch.float16
+
+
+def _grad_scaler(device: torch.device, enabled: bool):
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler(device.type, enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)  # torch < 2.3
+
+
+def _dataset(data, seed: int | None = None) -> Dataset:
+    """Build a configured dataset; a training set gets the run's seed unless its kwargs
+    name one (evaluation sets are seeded by image, independent of the run)."""
+    kwargs = dict(data.kwargs)
+    if seed is not None:
+        kwargs.setdefault("seed", seed)
+    return build_dataset(data.kind, split=data.split, **kwargs)
+
+
+def _check(cfg: TrainConfig) -> None:
+    for key in ("total_iters", "batch_size", "val_every", "ckpt_every"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.log.every < 1:
+        raise ConfigError(f"log.every must be >= 1, got {cfg.log.every}")
+    if cfg.num_workers < 0:
+        raise ConfigError(f"num_workers must be >= 0, got {cfg.num_workers}")
+    if sum(cfg.schedule.periods) < cfg.total_iters:
+        raise ConfigError(f"schedule.periods sum to {sum(cfg.schedule.periods)}, fewer than "
+                          f"total_iters={cfg.total_iters}: the lr would be undefined at the end "
+                          "(use recipe: scaled, or set schedule.periods)")
+    if cfg.resume not in ("auto", "never") and not cfg.resume.endswith((".pt", ".pth")):
+        raise ConfigError(f"resume must be 'auto', 'never' or a .pt path, got {cfg.resume!r}")

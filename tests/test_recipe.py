@@ -1,0 +1,186 @@
+"""Configs, presets and the recipe: the release's presets keep the release's numbers
+exactly; every short preset scales them with ``scale_recipe`` (issue 9.1)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from irconstyle import model_names
+from irconstyle.train import (ConfigError, Trainer, TrainConfig, list_presets, load_config,
+                              resolve_config, scale_recipe)
+from irconstyle.train.config import DataSplits, config_from_yaml_text, config_to_yaml
+from irconstyle.train.recipe import CONSTANT_FRACTION, CONSTYLE_FRACTION
+from irconstyle.train.schedule import cyclic_cosine_lr
+from test_trainer import SynthPairs, tiny_config
+
+# reference_code.md section 5.1, transcribed: (batch size, ConStyle_iter) per release YAML.
+TASKS = ("denoise", "denoise15", "denoise25", "denoise50", "deblur", "derain", "dehaze")
+RELEASE_TABLE: dict[str, tuple[int, int | None]] = {}
+for task in TASKS:
+    freeze = None if task.startswith("denoise") else 250000
+    for backbone in ("nafnet", "maxim"):
+        RELEASE_TABLE[f"constyle_{backbone}_{task}"] = (16, freeze or 999999)
+        RELEASE_TABLE[f"{backbone}_{task}"] = (16, None)
+    RELEASE_TABLE[f"constyle_restormer_{task}"] = (16 if task == "dehaze" else 8,
+                                                   999999 if task == "deblur" else freeze or 999999)
+    RELEASE_TABLE[f"restormer_{task}"] = (16 if task in ("dehaze", "denoise") else 8, None)
+
+
+# ---------------------------------------------------------------------------- release presets
+def test_every_release_recipe_has_a_preset():
+    release = {p.split("/", 1)[1] for p in list_presets() if p.startswith("release/")}
+    assert release == set(RELEASE_TABLE)
+
+
+@pytest.mark.parametrize("name", sorted(RELEASE_TABLE))
+def test_release_preset_keeps_the_release_numbers(name):
+    batch, constyle_iters = RELEASE_TABLE[name]
+    raw = load_config(f"release/{name}")
+    cfg = resolve_config(raw)
+    if not name.startswith("constyle_"):  # no ConStyle: its section is irrelevant, left out
+        raw = dataclasses.replace(raw, constyle=cfg.constyle)
+    assert raw == cfg, "a release preset states every recipe value explicitly"
+    assert cfg.recipe == "release" and cfg.model.name == name.rsplit("_", 1)[0]
+    assert cfg.batch_size == batch and cfg.constyle_iters == constyle_iters
+    assert cfg.total_iters == 703632 and cfg.val_every == 5000 and cfg.seed == 10
+    assert cfg.schedule.periods == [243312, 460320] and cfg.schedule.eta_mins == [3e-4, 1e-6]
+    assert cfg.schedule.restart_weights == [1, 1] and cfg.schedule.warmup_iters == 0
+    assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas) == (3e-4, 1e-4, [0.9, 0.999])
+    assert cfg.ema.decay == 0.999
+    assert dataclasses.astuple(cfg.loss)[:4] == (1.0, 1.0, 1.0, 1.0)
+    if name.startswith("constyle_"):
+        assert (cfg.constyle.queue_size, cfg.constyle.momentum) == (65760, 0.999)
+    assert cfg.data.train.kwargs["patch_size"] == 128 and cfg.data.train.split == "train"
+    assert cfg.data.val is not None and cfg.data.val.split == "val"
+    assert "/test/" not in str(cfg.data.val.kwargs) or "Kodak" in str(cfg.data.val.kwargs) \
+        or "Test100" in str(cfg.data.val.kwargs), "validation must not use a test set (B18)"
+    if "denoise" in name:
+        sigma = name.rsplit("denoise", 1)[1]
+        assert cfg.data.train.kwargs["sigma"] == (int(sigma) if sigma else "random")
+        if not sigma:
+            assert cfg.data.train.kwargs["sigma_range"] == [0, 50]
+
+
+def test_release_presets_name_models_of_the_zoo():
+    missing = {load_config(f"release/{n}").model.name for n in RELEASE_TABLE} - set(model_names())
+    assert not missing, f"models not in irconstyle.zoo: {sorted(missing)}"
+
+
+def test_release_recipe_lr_values():
+    cfg = resolve_config(load_config("release/constyle_nafnet_deblur"))
+    lr = lambda t: cyclic_cosine_lr(t, base_lr=cfg.optim.lr, periods=cfg.schedule.periods,  # noqa: E731
+                                    eta_mins=cfg.schedule.eta_mins)
+    assert lr(243312) == pytest.approx(3e-4, rel=1e-12)
+    assert lr(473472) == pytest.approx(1.505e-4, rel=1e-5)
+    assert lr(703632) == pytest.approx(1e-6, rel=1e-7)
+
+
+# ---------------------------------------------------------------------------- short presets
+@pytest.mark.parametrize("name", [p for p in list_presets() if not p.startswith("release/")])
+def test_short_presets_use_the_scaled_recipe(name):
+    raw = load_config(name)
+    assert raw.recipe == "scaled" and raw.total_iters <= 500
+    cfg = resolve_config(raw)
+    r = scale_recipe(raw.total_iters, raw.batch_size)
+    assert cfg.constyle.queue_size == r.queue_size and cfg.constyle.momentum == r.momentum
+    assert cfg.ema.decay == r.ema_decay and cfg.constyle_iters == r.constyle_iters
+    assert cfg.schedule.periods == list(r.periods)
+    assert resolve_config(cfg) == cfg  # idempotent (a checkpoint's config resolves to itself)
+
+
+@pytest.mark.parametrize("steps,batch,world,freeze", [
+    (300, 8, 1, True), (300, 8, 1, False), (2000, 16, 1, True), (20000, 16, 1, True),
+    (20000, 16, 4, False), (50, 2, 1, True), (10**6, 16, 1, True)])
+def test_scale_recipe_properties(steps, batch, world, freeze):
+    r = scale_recipe(steps, batch, world_size=world, freeze=freeze)
+    total_batch = batch * world
+    active = r.constyle_iters if freeze else steps
+    if freeze:
+        assert r.constyle_iters == max(1, round(CONSTYLE_FRACTION * steps))
+    else:
+        assert r.constyle_iters is None
+    assert r.queue_size % total_batch == 0 and r.queue_size <= 65760
+    assert r.queue_size >= 2 * total_batch
+    if 2 * total_batch * 5 <= total_batch * active:  # room for 5 refills of 2 batches
+        assert r.queue_size * 5 <= total_batch * active, "the queue is refilled >= 5 times"
+    fill_steps = r.queue_size // total_batch
+    assert fill_steps <= max(steps // 2, 2), "every queue column is real before the midpoint"
+    memory = max(steps / 20, 2)
+    assert r.momentum == pytest.approx(min(0.999, 1 - 1 / memory))
+    assert r.ema_decay == r.momentum
+    assert sum(r.periods) == steps and r.periods[0] == max(1, round(CONSTANT_FRACTION * steps))
+    assert r.eta_mins == (3e-4, 1e-6)
+
+
+def test_scaled_run_fills_the_queue_early_and_has_the_recipe_lr_shape(tmp_path, monkeypatch):
+    steps = 60
+    cfg = tiny_config(tmp_path, total_iters=steps, batch_size=4, val_every=30, ckpt_every=1000)
+    trainer = Trainer(cfg, train_set=SynthPairs(n=16), val_set=SynthPairs(n=2, seed=7))
+    cs = trainer.model.constyle
+    initial = cs.queue.clone()
+    written: dict[int, set[int]] = {}
+    real = cs.dequeue_and_enqueue
+
+    def tracking(emb):
+        ptr, n = int(cs.queue_ptr), emb.shape[0]
+        written[trainer.step + 1] = {(ptr + i) % cs.queue_size for i in range(n)}
+        return real(emb)
+
+    monkeypatch.setattr(cs, "dequeue_and_enqueue", tracking)
+    result = trainer.fit(stop_at=steps // 2)
+    columns = set().union(*written.values())
+    assert columns == set(range(cs.queue_size)), "a queue column never held a real embedding"
+    assert max(written) <= steps // 2
+    assert not torch.isclose(cs.queue, initial).all(dim=0).any()
+    assert set(result["metrics"]) == {"raw/psnr", "raw/psnr_y", "ema/psnr", "ema/psnr_y"}
+    trainer.fit()
+    assert max(written) == trainer.cfg.constyle_iters  # nothing enqueued after the freeze
+    lrs = [float(r.split(",")[2]) for r in (tmp_path / "train.csv").read_text().splitlines()[1:]]
+    constant = trainer.cfg.schedule.periods[0]
+    assert constant == round(CONSTANT_FRACTION * steps) and len(lrs) == steps
+    assert lrs == pytest.approx([cyclic_cosine_lr(t, base_lr=3e-4, periods=trainer.cfg.schedule.periods,
+                                                  eta_mins=[3e-4, 1e-6]) for t in range(1, steps + 1)])
+    assert all(lr == pytest.approx(3e-4) for lr in lrs[:constant])
+    assert all(a > b for a, b in zip(lrs[constant:], lrs[constant + 1:]))
+    assert lrs[-1] < 0.01 * 3e-4
+
+
+# ---------------------------------------------------------------------------- config loading
+def test_overrides_are_yaml_parsed_and_typed():
+    cfg = load_config("smoke/constyle_nafnet", ["optim.lr=1e-4", "total_iters=100",
+                                                 "model.kwargs.width=8", "data.val=null",
+                                                 "schedule.periods=[40, 60]"])
+    assert cfg.optim.lr == 1e-4 and isinstance(cfg.optim.lr, float)  # "1e-4" is a str in YAML 1.1
+    assert cfg.total_iters == 100 and cfg.model.kwargs["width"] == 8 and cfg.data.val is None
+    assert cfg.schedule.periods == [40, 60]
+
+
+def test_unknown_keys_name_the_key_and_the_file(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("optim:\n  lrr: 1.0e-4\n")
+    with pytest.raises(ConfigError, match=r"bad\.yml.*unknown key 'optim\.lrr'.*did you mean 'optim\.lr'"):
+        load_config(str(bad))
+    with pytest.raises(ConfigError, match=r"override 'ema\.decai=0\.9'.*unknown key 'ema\.decai'"):
+        load_config("smoke/constyle_nafnet", ["ema.decai=0.9"])
+    with pytest.raises(ConfigError, match="batch_size' must be an integer"):
+        load_config("smoke/constyle_nafnet", ["batch_size=2.5"])
+    with pytest.raises(ConfigError, match="must be one of"):
+        load_config("smoke/constyle_nafnet", ["ema.mode=sometimes"])
+    with pytest.raises(ConfigError, match="did you mean smoke/constyle_nafnet"):
+        load_config("smoke/constyle_nafnett")
+
+
+def test_yaml_round_trip():
+    cfg = resolve_config(load_config("release/constyle_restormer_derain"))
+    assert config_from_yaml_text(config_to_yaml(cfg)) == cfg
+
+
+def test_periods_shorter_than_the_run_are_refused(tmp_path):
+    cfg = dataclasses.replace(tiny_config(tmp_path, recipe="release", total_iters=10),
+                              data=DataSplits(val=None))
+    with pytest.raises(ConfigError, match="schedule.periods sum to 703632"):
+        Trainer(dataclasses.replace(cfg, total_iters=10**6), train_set=SynthPairs())
+    assert math.isclose(sum(resolve_config(TrainConfig()).schedule.periods), 703632)

@@ -1,0 +1,253 @@
+"""The training loop: the ConStyle freeze (issue 8.2), parameter groups, batch-of-1
+guard, data order, logs, validation of raw and EMA weights.
+
+``SynthPairs`` and ``tiny_config`` are shared with the other training tests."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from irconstyle.train import ConfigError, Trainer, TrainConfig, run
+from irconstyle.train.config import DataSplits, LogConfig, ModelConfig
+from irconstyle.train.distributed import EpochShardSampler
+
+TINY_NAFNET = dict(width=8, left_blk_num=[1, 1, 1], bottom_blk_num=1, right_blk_num=[1, 1, 1])
+
+
+class SynthPairs(Dataset):
+    """Random (lq, gt) pairs, a pure function of (seed, epoch, index), like the
+    project's training datasets."""
+
+    def __init__(self, n: int = 16, size: int = 16, seed: int = 0) -> None:
+        self.n, self.size, self.seed, self.epoch = n, size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 1009 + i)
+        gt = torch.rand(3, self.size, self.size, generator=g)
+        lq = (gt + 0.1 * torch.randn(gt.shape, generator=g)).clamp(0, 1)
+        return {"lq": lq, "gt": gt, "name": f"{self.epoch}-{i}"}
+
+
+def tiny_config(out_dir: Path | str, **changes) -> TrainConfig:
+    """A tiny ConStyle-NAFNet run on CPU with the scaled recipe; ``changes`` replace fields."""
+    cfg = TrainConfig(
+        recipe="scaled",
+        model=ModelConfig(name="constyle_nafnet", kwargs=dict(TINY_NAFNET)),
+        data=DataSplits(val=None),
+        total_iters=12, batch_size=2, num_workers=0, seed=3,
+        val_every=1000, ckpt_every=1000, out_dir=str(out_dir), resume="never", device="cpu",
+        log=LogConfig(every=1, progress=False))
+    return dataclasses.replace(cfg, **changes)
+
+
+def constyle_state(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.model.constyle.state_dict().items()}
+
+
+# ---------------------------------------------------------------------------- the freeze
+def test_freeze_is_real(tmp_path):
+    """After constyle_iters, further steps leave encoders, BN statistics, queue and
+    pointer bit-equal and ConStyle out of the optimizer; gradients reach encoder_q
+    before the switch and nothing after."""
+    cfg = tiny_config(tmp_path, constyle_iters=3, total_iters=8)
+    tr = Trainer(cfg, train_set=SynthPairs())
+    cs = tr.model.constyle
+    q_params = list(cs.encoder_q.parameters())
+    group = tr.opt.param_groups[tr.constyle_group]
+    assert {id(p) for p in group["params"]} == {id(p) for p in q_params}
+    assert not any(p is k for k in cs.encoder_k.parameters() for g in tr.opt.param_groups
+                   for p in g["params"])
+
+    before_training = constyle_state(tr)
+    tr.fit(stop_at=3)
+    assert not tr.frozen and not cs.frozen
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in q_params)
+    at_switch = constyle_state(tr)
+    # ConStyle trained: encoders, BN statistics, queue and pointer all moved.
+    for key in ("encoder_q.mlp1.1.running_mean", "encoder_k.mlp2.0.weight", "queue"):
+        assert not torch.equal(before_training[key], at_switch[key]), key
+    assert int(at_switch["queue_ptr"]) != 0 or cs.queue_size <= 3 * cfg.batch_size
+    backbone_before = {k: v.clone() for k, v in tr.model.state_dict().items()
+                       if not k.startswith("constyle.")}
+
+    tr.fit(stop_at=4)  # the first step after the switch
+    assert tr.frozen and cs.frozen and not cs.training
+    assert group["params"] == [] and not any(id(p) in {id(s) for s in tr.opt.state} for p in q_params)
+    assert all(p.grad is None and not p.requires_grad for p in cs.parameters())
+    tr.fit()  # 4 more steps
+    after = constyle_state(tr)
+    assert after.keys() == at_switch.keys()
+    for key in at_switch:
+        assert torch.equal(after[key], at_switch[key]), f"{key} changed after the freeze"
+    assert all(p.grad is None for p in cs.parameters())
+    assert not any(id(p) in {id(s) for s in tr.opt.state} for p in q_params)
+    changed = [k for k, v in tr.model.state_dict().items()
+               if not k.startswith("constyle.") and not torch.equal(v, backbone_before[k])]
+    assert changed, "the backbone stopped training too"
+    # L1 only after the switch: the ConStyle loss columns are empty from step 4 on.
+    rows = (tmp_path / "train.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(1, 9))
+    infonce = [r.split(",")[5] for r in rows]
+    assert all(infonce[:3]) and not any(infonce[3:])
+
+
+def test_missing_constyle_iters_never_freezes(tmp_path):
+    cfg = tiny_config(tmp_path, recipe="release", constyle_iters=None, total_iters=5,
+                      schedule=dataclasses.replace(TrainConfig().schedule, periods=[5], eta_mins=[1e-6]))
+    tr = Trainer(cfg, train_set=SynthPairs())
+    tr.fit()
+    assert not tr.frozen and tr.model.constyle.training
+
+
+def test_constyle_iters_zero_freezes_before_the_first_step(tmp_path):
+    tr = Trainer(tiny_config(tmp_path, constyle_iters=0, total_iters=2), train_set=SynthPairs())
+    q0 = constyle_state(tr)
+    tr.fit()
+    assert tr.frozen
+    assert all(torch.equal(v, q0[k]) for k, v in constyle_state(tr).items())
+
+
+# ---------------------------------------------------------------------------- guards
+def test_batch_of_one_is_refused_before_the_step(tmp_path):
+    with pytest.raises(ConfigError, match="batch_size must be >= 2"):
+        Trainer(tiny_config(tmp_path, batch_size=1), train_set=SynthPairs())
+    tr = Trainer(tiny_config(tmp_path), train_set=SynthPairs())
+    item = SynthPairs()[0]
+    with pytest.raises(ValueError, match="batch of 1"):
+        tr.train_step({"lq": item["lq"][None], "gt": item["gt"][None]})
+
+
+def test_dataset_smaller_than_a_batch(tmp_path):
+    with pytest.raises(ConfigError, match="fewer than one batch"):
+        Trainer(tiny_config(tmp_path, batch_size=4), train_set=SynthPairs(n=3))
+
+
+def test_no_cuda_calls_in_the_training_code():
+    root = Path(__file__).resolve().parents[1] / "irconstyle" / "train"
+    for path in root.glob("*.py"):
+        assert not re.search(r"\.cuda\(\)", path.read_text()), path
+
+
+# ---------------------------------------------------------------------------- data order
+def test_sampler_is_deterministic_resumable_and_sharded():
+    full = list(EpochShardSampler(11, batch_size=2, seed=5, epoch=3))
+    assert len(full) == 10 and len(set(full)) == 10  # drop_last: 5 full batches
+    assert full == list(EpochShardSampler(11, batch_size=2, seed=5, epoch=3))
+    assert full != list(EpochShardSampler(11, batch_size=2, seed=5, epoch=4))
+    assert list(EpochShardSampler(11, batch_size=2, seed=5, epoch=3, start_batch=2)) == full[4:]
+    shards = [list(EpochShardSampler(11, batch_size=2, seed=5, epoch=3, rank=r, world_size=2))
+              for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 4 and not set(shards[0]) & set(shards[1])
+    from irconstyle.data import EpochSampler  # the same order as the data layer's sampler
+
+    reference = EpochSampler(12, seed=5)
+    reference.set_epoch(3)
+    assert list(EpochShardSampler(12, batch_size=2, seed=5, epoch=3)) == reference.order()
+
+
+def test_batches_follow_the_step(tmp_path):
+    """Batch k of a fresh run equals the first batch of a run whose step is k."""
+    data = SynthPairs(n=7)  # 3 batches per epoch, one sample dropped
+    tr = Trainer(tiny_config(tmp_path), train_set=data)
+    it = tr._batches()
+    seen = []
+    for _ in range(5):
+        seen.append(next(it))
+        tr.step += 1
+    it.close()
+    assert all(b["lq"].shape[0] == 2 for b in seen)
+    assert [b["name"][0].split("-")[0] for b in seen] == ["0", "0", "0", "1", "1"]
+    tr2 = Trainer(tiny_config(tmp_path), train_set=SynthPairs(n=7))
+    tr2.step = 4
+    it2 = tr2._batches()
+    assert torch.equal(next(it2)["lq"], seen[4]["lq"])
+    it2.close()
+
+
+# ---------------------------------------------------------------------------- outputs
+def test_run_logs_validates_raw_and_ema_and_keeps_best_and_last(tmp_path):
+    cfg = tiny_config(tmp_path, total_iters=6, val_every=3, ckpt_every=3,
+                      data=DataSplits(val=None))
+    result = run(cfg, train_set=SynthPairs(), val_set=SynthPairs(n=2, size=24, seed=9))
+    assert set(result["metrics"]) == {"raw/psnr", "raw/psnr_y", "ema/psnr", "ema/psnr_y"}
+    assert result["metrics"]["raw/psnr"] != result["metrics"]["ema/psnr"]
+    for key in ("last", "best", "last_weights", "best_weights"):
+        assert Path(result[key]).is_file(), key
+    header, *rows = (tmp_path / "train.csv").read_text().splitlines()
+    assert header.split(",")[:4] == ["step", "epoch", "lr", "loss"] and len(rows) == 6
+    val = (tmp_path / "val.csv").read_text().splitlines()
+    assert val[0].split(",") == ["step", "raw/psnr", "raw/psnr_y", "ema/psnr", "ema/psnr_y", "best"]
+    assert [v.split(",")[0] for v in val[1:]] == ["3", "6"]
+    assert result["best_step"] in (3, 6) and result["step"] == 6
+
+
+def test_plain_model_trains_without_constyle_group(tmp_path):
+    cfg = tiny_config(tmp_path, total_iters=3,
+                      model=ModelConfig(name="nafnet", kwargs=dict(width=4, enc_blk_nums=[1],
+                                                                   dec_blk_nums=[1], middle_blk_num=1)))
+    tr = Trainer(cfg, train_set=SynthPairs())
+    assert tr.constyle is None and tr.constyle_group is None and len(tr.opt.param_groups) == 1
+    w0 = [p.clone() for p in tr.model.parameters()]
+    tr.fit()
+    assert any(not torch.equal(a, b) for a, b in zip(w0, tr.model.parameters()))
+
+
+def test_grad_clip_is_applied(tmp_path, monkeypatch):
+    calls = []
+    real = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *args, **kwargs):
+        calls.append(max_norm)
+        return real(params, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    Trainer(tiny_config(tmp_path, total_iters=2, grad_clip=0.5), train_set=SynthPairs()).fit()
+    assert calls == [0.5, 0.5]
+    calls.clear()
+    Trainer(tiny_config(tmp_path, total_iters=2), train_set=SynthPairs()).fit()
+    assert calls == []
+
+
+def test_constyle_kwargs_come_from_the_config_section(tmp_path):
+    cfg = tiny_config(tmp_path)
+    tr = Trainer(cfg, train_set=SynthPairs())
+    assert tr.model.constyle.queue_size == tr.cfg.constyle.queue_size
+    assert tr.model.constyle.momentum == tr.cfg.constyle.momentum
+    bad = dataclasses.replace(cfg, model=ModelConfig(
+        name="constyle_nafnet", kwargs=dict(TINY_NAFNET, constyle_kwargs=dict(queue_size=8))))
+    with pytest.raises(ConfigError, match="constyle.queue_size"):
+        Trainer(bad, train_set=SynthPairs())
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_mixed_precision_branches_run_on_cpu(tmp_path, monkeypatch, dtype):
+    """The CUDA AMP branches (autocast; fp16 with a GradScaler, as on a T4) exercised
+    with CPU autocast; the scaler state goes into the checkpoint and comes back.
+    (fp16's first steps overflow and are skipped by the scaler; torch warns about it.)"""
+    import irconstyle.train.trainer as trainer_module
+
+    assert trainer_module._amp_dtype(torch.device("cpu")) is None  # no AMP off CUDA
+    monkeypatch.setattr(trainer_module, "_amp_dtype", lambda device: dtype)
+    cfg = tiny_config(tmp_path, total_iters=4, constyle_iters=2, resume="auto")
+    tr = Trainer(cfg, train_set=SynthPairs())
+    assert tr.scaler.is_enabled() == (dtype == torch.float16)
+    tr.fit(stop_at=3)
+    assert all(torch.isfinite(p).all() for p in tr.model.parameters())
+    resumed = Trainer(cfg, train_set=SynthPairs())
+    assert resumed.step == 3
+    if dtype == torch.float16:
+        assert resumed.scaler.get_scale() == tr.scaler.get_scale()
+        assert resumed.scaler.state_dict() == tr.scaler.state_dict()
+    resumed.fit()
