@@ -196,9 +196,12 @@ class ConStyle(nn.Module):
             self.momentum_update()
             k = self.encoder_k(gt).code
         qn, kn = (F.normalize(q, dim=1), F.normalize(k, dim=1)) if self.normalize else (q, k)
-        l_pos = (qn * kn).sum(dim=1, keepdim=True)
-        l_neg = qn @ self.queue.clone().detach()
-        logits = torch.cat([l_pos, l_neg], dim=1) / self.temperature
+        # Logits in fp32 even under autocast: unnormalised codes / T = 0.07 overflow fp16.
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            qf, kf = qn.float(), kn.float()
+            l_pos = (qf * kf).sum(dim=1, keepdim=True)
+            l_neg = qf @ self.queue.clone().detach().float()
+            logits = torch.cat([l_pos, l_neg], dim=1) / self.temperature
         labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
         negatives = self.dequeue_and_enqueue(qn if self.enqueue == "query" else kn)
         return ConStyleOutput(enc.out1, q, enc.features, k, negatives, logits, labels)
