@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,3 +18,25 @@ def golden_dir() -> Path:
     if not GOLDEN_DIR.is_dir():
         pytest.fail(f"golden data not found at {GOLDEN_DIR}: the checkout needs ../shared beside it")
     return GOLDEN_DIR
+
+
+@pytest.fixture(scope="session")
+def golden(golden_dir: Path) -> dict[str, np.ndarray]:
+    """The arrays of golden.npz (inputs, outputs, codes, training-forward checks)."""
+    with np.load(golden_dir / "golden.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="session")
+def release_sd(golden_dir: Path):
+    """``release_sd(name)``: the fill-rule state dict in the release's key names, cached."""
+    from golden import golden_state_dict
+
+    cache: dict[str, dict[str, torch.Tensor]] = {}
+
+    def get(name: str) -> dict[str, torch.Tensor]:
+        if name not in cache:
+            cache[name] = golden_state_dict(golden_dir, name)
+        return cache[name]
+
+    return get

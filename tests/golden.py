@@ -25,3 +25,9 @@ def fill_tensor(key: str, shape: list[int]) -> torch.Tensor:
 def golden_state_dict(golden_dir: Path, model: str) -> dict[str, torch.Tensor]:
     spec = json.loads((golden_dir / f"{model}_keys.json").read_text())
     return {k: fill_tensor(k, s) for k, s in spec["keys"].items()}
+
+
+def rel_err(ours: torch.Tensor, ref) -> float:
+    """Max absolute difference relative to the reference's max magnitude."""
+    ref_t = torch.as_tensor(ref)
+    return float((ours.detach() - ref_t).abs().max() / ref_t.abs().max())

@@ -9,27 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from golden import fill_tensor, golden_state_dict
+from golden import fill_tensor, golden_state_dict, rel_err
 from irconstyle import ConStyle, build_model, content_loss, infonce_loss, style_loss
 from irconstyle.release import load_release_checkpoint
 
 CONSTYLE_MODELS = ["constyle_nafnet", "constyle_restormer"]
 ORIGINAL_MODELS = ["nafnet", "restormer"]
-
-
-def rel_err(ours: torch.Tensor, ref: np.ndarray) -> float:
-    ref_t = torch.from_numpy(ref)
-    return float((ours.detach() - ref_t).abs().max() / ref_t.abs().max())
-
-
-@pytest.fixture(scope="module")
-def golden(golden_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(golden_dir / "golden.npz") as z:
-        return {k: z[k] for k in z.files}
 
 
 @pytest.fixture(scope="module")

@@ -4,39 +4,13 @@ reproduce the release's (../shared/reference/golden/README.md).  Both settings o
 ``release_dead_modules`` load the release's checkpoints."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
 
-from golden import golden_state_dict
+from golden import rel_err
 from irconstyle import build_model
 from irconstyle.release import (RELEASE_DEAD_KEYS, ReleaseCheckpointError, convert_release_state_dict,
                                 load_release_checkpoint)
-
-
-def rel_err(ours: torch.Tensor, ref: np.ndarray) -> float:
-    ref_t = torch.from_numpy(ref)
-    return float((ours.detach() - ref_t).abs().max() / ref_t.abs().max())
-
-
-@pytest.fixture(scope="module")
-def golden(golden_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(golden_dir / "golden.npz") as z:
-        return {k: z[k] for k in z.files}
-
-
-@pytest.fixture(scope="module")
-def release_sd(golden_dir: Path):
-    cache: dict[str, dict[str, torch.Tensor]] = {}
-
-    def get(name: str) -> dict[str, torch.Tensor]:
-        if name not in cache:
-            cache[name] = golden_state_dict(golden_dir, name)
-        return cache[name]
-
-    return get
 
 
 def released(release_sd, name: str, **kw) -> torch.nn.Module:

@@ -9,24 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from golden import golden_state_dict
 from irconstyle import build_model
 from irconstyle.release import (RELEASE_KEY_RULES, ReleaseCheckpointError, load_release_checkpoint,
                                 rename_release_key)
 
 MODELS = ["constyle_nafnet", "nafnet", "constyle_restormer", "restormer"]
-
-
-@pytest.fixture(scope="module")
-def release_sd(golden_dir: Path):
-    cache: dict[str, dict[str, torch.Tensor]] = {}
-
-    def get(name: str) -> dict[str, torch.Tensor]:
-        if name not in cache:
-            cache[name] = golden_state_dict(golden_dir, name)
-        return cache[name]
-
-    return get
 
 
 def inference_keys(golden_dir: Path, name: str) -> list[str]:
