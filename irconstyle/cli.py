@@ -48,16 +48,20 @@ def _nonneg_int(text: str) -> int:
     return value
 
 
-def _add_model_args(p: argparse.ArgumentParser, *, weights_required: bool = False) -> None:
+def _add_model_args(p: argparse.ArgumentParser, *, weights_required: bool = False,
+                    several_weights: bool = False) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", metavar="NAME",
                    help="zoo model name (see `irconstyle models`); optional when the weights "
                         "file records its model (our checkpoints and .safetensors exports)")
     g.add_argument("--weights", metavar="PATH", required=weights_required,
+                   nargs="+" if several_weights else None,
                    help="weights file: our training checkpoint (.pt, holding 'model' and 'ema'), "
                         "a .safetensors export, a plain state dict, or the authors' BasicSR .pth "
                         "(keys 'params'/'params_ema'; needs --model). Without it the model keeps "
-                        "its random initialisation")
+                        "its random initialisation"
+                        + ("; several files are scored in turn and compared in one table"
+                           if several_weights else ""))
     g.add_argument("--model-arg", metavar="KEY=VALUE", action="append", default=[],
                    help="builder keyword argument, VALUE parsed as YAML (e.g. width=32, "
                         "left_blk_num=[1,1,1]); repeatable; overrides what the weights file records")
@@ -99,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", parents=[common], help="score a model on a benchmark",
                        description="Restore a benchmark's images and report PSNR/SSIM on RGB and "
                                    "Y under a named protocol; EMA and raw weights are both "
-                                   "scored when the checkpoint has both.")
-    _add_model_args(p)
+                                   "scored when the checkpoint has both; several --weights files "
+                                   "are compared in one table.")
+    _add_model_args(p, several_weights=True)
     g = p.add_argument_group("data")
     g.add_argument("--benchmark", metavar="NAME", required=True,
                    help="benchmark name (CBSD68, Kodak24, McMaster, Urban100, GoPro, HIDE, "
@@ -168,12 +173,25 @@ def _parse_pairs(items: Sequence[str], what: str) -> dict[str, Any]:
     return out
 
 
-def _device(name: str | None) -> str:
-    if name is not None:
-        return name
+def _device(name: str | None, label: str = "--device") -> str:
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:  # a bad --device is a usage error, not an internal one deep inside torch
+        dev = torch.device(name)
+    except RuntimeError:
+        raise CLIError(f"{label} {name!r}: not a device (cpu, cuda, cuda:N, mps)") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available()
+                               or (dev.index or 0) >= torch.cuda.device_count()):
+        raise CLIError(f"{label} {name}: no such CUDA device here "
+                       f"({torch.cuda.device_count()} visible)")
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and not (mps is not None and mps.is_available()):
+        raise CLIError(f"{label} {name}: MPS is not available here")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise CLIError(f"{label} {name}: unsupported device type {dev.type!r} (cpu, cuda, mps)")
+    return name
 
 
 def _load_model(args: argparse.Namespace, variant: str | None):
@@ -197,13 +215,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CLIError(f"training is not available: {exc}") from None
     cfg = load_config(args.config, list(args.overrides))
+    if cfg.device != "auto":
+        _device(cfg.device, "device")  # a bad device fails here, in one line, before any work
     result = run(cfg)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, evaluation_dataset
+    from .evaluate import evaluate, evaluation_dataset, load_model
     from .protocols import convention
     from .weights import read_weights
 
@@ -211,36 +231,48 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     data = evaluation_dataset(args.benchmark, data_root=args.data_root, lq_dir=args.lq,
                               gt_dir=args.gt, root=args.root, sigma=args.sigma,
                               reference_noise=args.protocol == "release")
-    weights = read_weights(args.weights) if args.weights else None
-    if weights is None:
-        variants: list[str | None] = [None]
-    elif args.variant == "all":
-        variants = list(weights.variants)
-    else:
-        variants = [args.variant]
     kwargs = _parse_pairs(args.model_arg, "--model-arg")
-    from .evaluate import load_model
-
-    for variant in variants:
-        model, label = load_model(args.model, weights, variant=variant,
-                                  device=_device(args.device), **kwargs)
-        out = None
-        if args.out:
-            out = Path(args.out) / (variant or "untrained") if len(variants) > 1 else Path(args.out)
-        result = evaluate(model, data, protocol=args.protocol, benchmark=args.benchmark,
-                          tile=args.tile, overlap=args.tile_overlap,
-                          self_ensemble=args.self_ensemble, save_dir=out,
-                          save_images=args.save_images, weights=label,
-                          progress=lambda name, row: print(
-                              f"  {name}: PSNR {_num(row['psnr_rgb'], 2)} / Y {_num(row['psnr_y'], 2)}",
-                              file=sys.stderr))
-        m = result["mean"]
-        print(f"{args.benchmark} [{args.protocol}, primary {result['primary'].upper()}] {label}: "
-              f"PSNR {_num(m['psnr_rgb'], 3)} SSIM {_num(m['ssim_rgb'], 4)} (RGB) | "
-              f"PSNR {_num(m['psnr_y'], 3)} SSIM {_num(m['ssim_y'], 4)} (Y) "
-              f"over {result['n_images']} images")
-        if out is not None:
-            print(f"  results: {out / 'results.json'}, {out / 'results.csv'}")
+    device = _device(args.device)
+    files = args.weights or [None]
+    weights = [read_weights(f) if f else None for f in files]  # every file checked before any work
+    rows = []
+    for i, (path, w) in enumerate(zip(files, weights)):
+        if w is None:
+            variants: list[str | None] = [None]
+        elif args.variant == "all":
+            variants = list(w.variants)
+        else:
+            variants = [args.variant]
+        for variant in variants:
+            model, label = load_model(args.model, w, variant=variant, device=device, **kwargs)
+            out = None
+            if args.out:
+                out = Path(args.out)
+                if len(files) > 1:
+                    out = out / f"{i}_{Path(path).parent.name}_{Path(path).stem}"
+                if len(variants) > 1:
+                    out = out / (variant or "untrained")
+            result = evaluate(model, data, protocol=args.protocol, benchmark=args.benchmark,
+                              tile=args.tile, overlap=args.tile_overlap,
+                              self_ensemble=args.self_ensemble, save_dir=out,
+                              save_images=args.save_images, weights=label,
+                              progress=lambda name, row: print(
+                                  f"  {name}: PSNR {_num(row['psnr_rgb'], 2)} / Y {_num(row['psnr_y'], 2)}",
+                                  file=sys.stderr))
+            m = result["mean"]
+            rows.append((label, m))
+            print(f"{args.benchmark} [{args.protocol}, primary {result['primary'].upper()}] {label}: "
+                  f"PSNR {_num(m['psnr_rgb'], 3)} SSIM {_num(m['ssim_rgb'], 4)} (RGB) | "
+                  f"PSNR {_num(m['psnr_y'], 3)} SSIM {_num(m['ssim_y'], 4)} (Y) "
+                  f"over {result['n_images']} images")
+            if out is not None:
+                print(f"  results: {out / 'results.json'}, {out / 'results.csv'}")
+    if len(rows) > 1:
+        width = max(len(label) for label, _ in rows)
+        print(f"\n{'weights':<{width}}  PSNR-RGB  SSIM-RGB  PSNR-Y  SSIM-Y")
+        for label, m in rows:
+            print(f"{label:<{width}}  {_num(m['psnr_rgb'], 3):>8}  {_num(m['ssim_rgb'], 4):>8}  "
+                  f"{_num(m['psnr_y'], 3):>6}  {_num(m['ssim_y'], 4):>6}")
     return 0
 
 

@@ -60,6 +60,8 @@ def restore(model: nn.Module, lq: Tensor, *, tile: int | None = None, overlap: i
     forward (ConStyle included: the release's ensemble called the network without
     ConStyle's inputs, bug B12) and transformed back.
     """
+    if not isinstance(lq, Tensor):
+        raise TypeError(f"expected a BCHW torch.Tensor, got {type(lq).__name__}")
     if lq.ndim != 4:
         raise ValueError(f"expected a BCHW tensor, got shape {tuple(lq.shape)}")
     model.eval()
@@ -209,7 +211,11 @@ def evaluate(model: nn.Module, dataset_or_pairs: Iterable, *, protocol: str, ben
             x, g = pad_to_multiple(x, factor), pad_to_multiple(g, factor)
         out = restore(model, x, tile=tile, overlap=overlap, self_ensemble=self_ensemble).cpu()
         out_u8, gt_u8 = to_uint8(out, name=f"{name} output")[0], to_uint8(g, name=f"{name} gt")[0]
-        row = {"name": name, **score(out_u8, gt_u8, conv), "seconds": time.perf_counter() - t0}
+        try:
+            scores = score(out_u8, gt_u8, conv)
+        except ValueError as exc:  # e.g. an image too small for SSIM: name it
+            raise ValueError(f"{name}: {exc}") from None
+        row = {"name": name, **scores, "seconds": time.perf_counter() - t0}
         rows.append(row)
         if out_dir is not None and save_images:  # at the true size, whatever the protocol
             write_image(out_dir / "images" / f"{name}.png", out[0, :, :lq.shape[1], :lq.shape[2]])
@@ -334,6 +340,9 @@ def read_input(path: str | os.PathLike) -> Tensor:
         raise ImageError(f"{path}: expected an HxW, HxWx3 or 3xHxW array, got shape {arr.shape}")
     if arr.dtype != np.uint8 and not np.isfinite(arr).all():
         raise ImageError(f"{path}: array contains NaN or infinite values")
+    if arr.dtype != np.uint8 and (arr.min() < 0 or arr.max() > 1):
+        raise ImageError(f"{path}: float array outside [0, 1] (min {float(arr.min()):.4g}, max "
+                         f"{float(arr.max()):.4g}); divide 0-255 data by 255, or clip")
     t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
     return t.float() / 255.0 if arr.dtype == np.uint8 else t.float()
 

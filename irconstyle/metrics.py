@@ -69,6 +69,8 @@ def to_uint8(img: ImageLike, *, name: str = "image") -> np.ndarray:
         arr = _array_to_nhwc(img, name)
     else:
         raise TypeError(f"{name}: expected a numpy array or a torch tensor, got {type(img).__name__}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(img.shape)})")
     if arr.dtype == np.uint8:
         return arr
     if not np.isfinite(arr).all():
@@ -227,6 +229,8 @@ def ssim_matlab(x: np.ndarray, y: np.ndarray, *, data_range: float = PEAK) -> fl
     if x.shape != y.shape:
         raise ValueError(f"images differ in shape: {x.shape} vs {y.shape}")
     x, y = x.astype(np.float64), y.astype(np.float64)
+    if x.size == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError(f"ssim_matlab needs non-empty, finite images (shape {x.shape})")
     k = gaussian_window()
 
     def filt(img: np.ndarray) -> np.ndarray:

@@ -189,7 +189,10 @@ def rename_release_key(model_name: str, key: str) -> str:
 def read_release_file(path: str | PathLike, *, param_key: str = "params_ema") -> dict[str, Tensor]:
     """Read a BasicSR checkpoint with ``weights_only=True`` and pick ``param_key``,
     falling back to ``params`` (fixes B16: the release always read ``params_ema``)."""
+    from .weights import check_zip_crc
+
     try:
+        check_zip_crc(path)  # a damaged download would otherwise load silently
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - re-raised with the file name
         raise ReleaseCheckpointError(f"{path}: cannot read as a PyTorch checkpoint ({exc})") from exc

@@ -29,12 +29,13 @@ pixels, the encoder does not run on the whole image:
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .nets.padding import crop_to, pad_to_multiple
+from .nets.padding import check_input, crop_to, pad_to_multiple
 
 __all__ = ["tiled_forward", "tile_starts", "blend_window", "FEATURE_MARGIN"]
 
@@ -86,8 +87,19 @@ def tiled_forward(model: nn.Module, lq: Tensor, *, tile: int = 256, overlap: int
     and the length of the blending ramp (default: ``min(32, tile // 4)``).  Images no
     larger than one tile run untiled.  The model should be in eval mode.
     """
+    if not isinstance(lq, Tensor):
+        raise TypeError(f"expected a BCHW torch.Tensor, got {type(lq).__name__}")
     if lq.ndim != 4:
         raise ValueError(f"expected a BCHW tensor, got shape {tuple(lq.shape)}")
+    # The ConStyle path calls the encoder and restore() directly, past the model's own
+    # check: validate the whole image once here (channels, dtype, device, NaN/Inf).
+    check_input(lq, int(getattr(model, "img_channel", lq.shape[1])),
+                like=next(model.parameters(), None))
+    try:
+        tile = operator.index(tile)
+        overlap = None if overlap is None else operator.index(overlap)
+    except TypeError:
+        raise TypeError(f"tile and overlap must be integers, got {tile!r} and {overlap!r}") from None
     if overlap is None:
         overlap = min(DEFAULT_OVERLAP, tile // 4)
     if tile <= 0 or overlap < 0:
@@ -101,10 +113,10 @@ def tiled_forward(model: nn.Module, lq: Tensor, *, tile: int = 256, overlap: int
                             "features): cannot share ConStyle's code across tiles")
         factor = math.lcm(factor, 8)
     tile = _round_to(tile, factor)
+    if overlap >= tile:  # refused whatever the image's size, not only when it is tiled
+        raise ValueError(f"overlap {overlap} must be smaller than the tile size {tile}")
     if h <= tile and w <= tile:
         return model(lq)
-    if overlap >= tile:
-        raise ValueError(f"overlap {overlap} must be smaller than the tile size {tile}")
     if constyle is None:
         stride = max(1, tile - overlap)
         return _blend(lambda y, x, th, tw: model(lq[..., y:y + th, x:x + tw]),

@@ -42,11 +42,14 @@ def _open(path: Path) -> Image.Image:
         raise ImageError(f"{path}: no such image file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
+    img = None
     try:
         img = Image.open(path)
         img.load()  # decode now, so truncated data fails here and not later
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
             Image.DecompressionBombError) as err:
+        if img is not None:
+            img.close()  # no file handle left open by a file that failed to decode
         raise ImageError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
     return img
 
@@ -57,7 +60,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             w, h = img.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as err:
         raise ImageError(f"{path}: cannot read image header ({type(err).__name__}: {err})") from err
     return h, w
 

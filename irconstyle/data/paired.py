@@ -53,8 +53,8 @@ def parse_sigma(sigma: float | str) -> float | None:
             sigma = float(sigma)
         except ValueError:
             raise ValueError(f"sigma must be a number or 'random', got {sigma!r}") from None
-    if sigma < 0:
-        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    if not 0 <= sigma < float("inf"):  # NaN fails this too
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     return float(sigma)
 
 

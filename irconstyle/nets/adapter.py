@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..constyle import ConStyle, ConStyleOutput
-from .padding import crop_to, pad_to_multiple
+from .padding import check_input, crop_to, pad_to_multiple
 from .unet import ConStyleInjection, TrainOutput
 
 __all__ = ["ConStyleAdapter", "attach_constyle"]
@@ -81,6 +81,7 @@ class ConStyleAdapter(nn.Module):
         self.host = host
         self.constyle = constyle
         self.size_factor = size_factor
+        self.img_channel = constyle.encoder_q.stage1[0][0].in_channels  # what check_input expects
         self.stage_names = list(encoder_stages)
         self.bottleneck_name, bottom_channels = bottleneck
         n = len(encoder_stages)
@@ -117,6 +118,7 @@ class ConStyleAdapter(nn.Module):
         return output + self.merges[stage](self.injection.inject_feature(output, feature, stage))
 
     def forward(self, lq: Tensor, gt: Tensor | None = None) -> Tensor | TrainOutput:
+        check_input(lq, self.img_channel, like=next(self.parameters(), None))
         h, w = lq.shape[-2:]
         inp = pad_to_multiple(lq, self.size_factor)
         train_forward = gt is not None and self.training

@@ -101,7 +101,7 @@ class NAFNet(nn.Module):
     def forward(self, lq: Tensor, gt: Tensor | None = None) -> Tensor | TrainOutput:
         """Restore ``lq``; with ``gt`` (the trainer's uniform call) return a
         :class:`TrainOutput` without ConStyle outputs."""
-        check_input(lq, self.intro.in_channels)
+        check_input(lq, self.intro.in_channels, like=self.intro.weight)
         h, w = lq.shape[-2:]
         inp = pad_to_multiple(lq, self.size_factor)
         x = self.intro(inp)

@@ -2,6 +2,7 @@
 never see the constraint (fixes D2: only lq is padded, metrics see the true size)."""
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -35,9 +36,15 @@ def crop_to(x: Tensor, height: int, width: int) -> Tensor:
     return x[..., :height, :width]
 
 
-def check_input(x: Tensor, channels: int) -> None:
+def check_input(x: Tensor, channels: int, *, like: Tensor | None = None) -> None:
     """Refuse what a restoration network cannot take, with a message that says why,
-    instead of a shape error from deep inside a convolution."""
+    instead of a shape or dtype error from deep inside a convolution.
+
+    ``like`` (one of the model's parameters) adds the dtype and device checks.  NaN or
+    infinite pixels are refused too: they would silently give a NaN image (one
+    reduction over the input, negligible beside a forward; skipped while
+    ``torch.compile`` traces, so the check adds no graph break).
+    """
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a torch.Tensor image batch, got {type(x).__name__}")
     if x.ndim != 4:
@@ -50,3 +57,26 @@ def check_input(x: Tensor, channels: int) -> None:
                         "divide uint8 images by 255")
     if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"empty image batch of shape {tuple(x.shape)}")
+    if like is not None:
+        if x.device != like.device:
+            raise ValueError(f"the image is on {x.device} but the model is on {like.device}; "
+                             f"move one of them (x.to({str(like.device)!r}))")
+        if x.dtype != like.dtype and not _autocast_enabled(x.device.type):
+            raise TypeError(f"the image is {x.dtype} but the model's weights are {like.dtype}; "
+                            f"convert the image (x.to({like.dtype})) or the model")
+    if not _compiling() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"the image batch of shape {tuple(x.shape)} contains NaN or infinite "
+                         "values")
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    """Under autocast a convolution casts its inputs itself: mixed dtypes are fine."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
+
+
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())

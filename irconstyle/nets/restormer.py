@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .padding import crop_to, pad_to_multiple
+from .padding import check_input, crop_to, pad_to_multiple
 from .unet import RestorationUNet, TrainOutput, build_general_unet
 
 __all__ = ["LayerNorm", "MDTA", "GDFN", "TransformerBlock", "OverlapPatchEmbed", "Downsample",
@@ -202,6 +202,7 @@ class Restormer(nn.Module):
     def forward(self, lq: Tensor, gt: Tensor | None = None) -> Tensor | TrainOutput:
         """Restore ``lq`` (any size: padded to 8 and cropped back); with ``gt`` return a
         :class:`TrainOutput` without ConStyle outputs (the trainer's uniform call)."""
+        check_input(lq, self.patch_embed.proj.in_channels, like=self.patch_embed.proj.weight)
         h, w = lq.shape[-2:]
         out = crop_to(self.restore(pad_to_multiple(lq, self.size_factor)), h, w)
         return TrainOutput(out, None) if gt is not None else out

@@ -160,7 +160,7 @@ class RestorationUNet(nn.Module):
         return self.finetune(x) + inp
 
     def forward(self, lq: Tensor, gt: Tensor | None = None) -> Tensor | TrainOutput:
-        check_input(lq, self.img_channel)
+        check_input(lq, self.img_channel, like=next(self.parameters(), None))
         if gt is not None and gt.shape != lq.shape:
             raise ValueError(f"lq and gt differ in shape: {tuple(lq.shape)} vs {tuple(gt.shape)}")
         h, w = lq.shape[-2:]
