@@ -174,24 +174,12 @@ def _parse_pairs(items: Sequence[str], what: str) -> dict[str, Any]:
 
 
 def _device(name: str | None, label: str = "--device") -> str:
-    import torch
+    from .devices import resolve_device
 
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
     try:  # a bad --device is a usage error, not an internal one deep inside torch
-        dev = torch.device(name)
-    except RuntimeError:
-        raise CLIError(f"{label} {name!r}: not a device (cpu, cuda, cuda:N, mps)") from None
-    if dev.type == "cuda" and (not torch.cuda.is_available()
-                               or (dev.index or 0) >= torch.cuda.device_count()):
-        raise CLIError(f"{label} {name}: no such CUDA device here "
-                       f"({torch.cuda.device_count()} visible)")
-    mps = getattr(torch.backends, "mps", None)
-    if dev.type == "mps" and not (mps is not None and mps.is_available()):
-        raise CLIError(f"{label} {name}: MPS is not available here")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise CLIError(f"{label} {name}: unsupported device type {dev.type!r} (cpu, cuda, mps)")
-    return name
+        return str(resolve_device(name))
+    except ValueError as exc:
+        raise CLIError(f"{label}: {exc}") from None
 
 
 def _load_model(args: argparse.Namespace, variant: str | None):

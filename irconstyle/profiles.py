@@ -13,6 +13,8 @@ import random
 import numpy as np
 import torch
 
+from .devices import resolve_device
+
 __all__ = ["active_profile", "seed_everything", "default_device"]
 
 PROFILES = ("smoke", "full")
@@ -29,11 +31,7 @@ def active_profile() -> str:
 
 def default_device() -> torch.device:
     """CUDA, then Apple's MPS, then the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return resolve_device("auto")
 
 
 def seed_everything(seed: int) -> None:

@@ -16,6 +16,7 @@ are dropped from a training state dict when the model has no place for them.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -95,6 +96,19 @@ def check_zip_crc(path: str | os.PathLike) -> None:
                            "(a damaged copy; download or copy it again)")
 
 
+def tensors_sha256(tensors: Mapping[str, Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of a state dict, in name order.
+
+    Safetensors has no checksum of its own; our exports store this digest in their
+    metadata (``sha256``) so a flipped bit in the tensor data is detected on reading."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def _read_safetensors(path: Path) -> Weights:
     try:
         from safetensors import safe_open
@@ -107,6 +121,9 @@ def _read_safetensors(path: Path) -> Weights:
                            f"{exc})") from exc
     if not sd:
         raise WeightsError(f"{path}: safetensors file holds no tensor")
+    if "sha256" in meta and tensors_sha256(sd) != meta["sha256"]:
+        raise WeightsError(f"{path}: tensor data does not match the SHA-256 recorded in the file "
+                           "(a damaged copy; export or copy it again)")
     kwargs: dict[str, Any] = {}
     if meta.get("model_kwargs"):
         try:

@@ -12,6 +12,7 @@ import irconstyle.train.checkpoint as ck
 from irconstyle import build_model
 from irconstyle.train import Trainer, load_weights, save_checkpoint, save_weights
 from irconstyle.train.config import config_from_yaml_text
+from irconstyle.weights import tensors_sha256
 from test_trainer import TINY_NAFNET, SynthPairs, tiny_config
 
 
@@ -90,7 +91,27 @@ def test_safetensors_round_trip(tmp_path):
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
-        assert f.metadata() == {"model": "constyle_nafnet"}
+        meta = f.metadata()
+    assert meta.pop("sha256") == tensors_sha256(a.state_dict())
+    assert meta == {"model": "constyle_nafnet"}
     wrong = build_model("constyle_nafnet", **dict(TINY_NAFNET, width=16))
     with pytest.raises(RuntimeError):
         load_weights(wrong, path)
+
+
+@pytest.mark.parametrize("offset", [-1, -100, -1000])
+def test_safetensors_export_detects_a_flipped_bit(tmp_path, offset):
+    """Safetensors carries no checksum; our exports record a SHA-256 of the tensors that
+    both readers verify, so a damaged copy is refused instead of loading altered weights."""
+    from irconstyle.weights import WeightsError, read_weights
+
+    model = build_model("constyle_nafnet", **TINY_NAFNET, constyle_train=False)
+    path = save_weights(model, tmp_path / "w.safetensors", metadata={"model": "constyle_nafnet"})
+    assert read_weights(path).model_name == "constyle_nafnet"
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="SHA-256"):
+        read_weights(path)
+    with pytest.raises(ValueError, match="SHA-256"):
+        load_weights(model, path)

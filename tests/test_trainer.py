@@ -251,3 +251,19 @@ def test_mixed_precision_branches_run_on_cpu(tmp_path, monkeypatch, dtype):
         assert resumed.scaler.get_scale() == tr.scaler.get_scale()
         assert resumed.scaler.state_dict() == tr.scaler.state_dict()
     resumed.fit()
+
+
+def test_tensorboard_log_holds_the_csv_scalars(tmp_path):
+    """``log.tensorboard: true`` writes the same training scalars as train.csv."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config(tmp_path, total_iters=4, log=LogConfig(every=1, progress=False, tensorboard=True))
+    run(cfg, train_set=SynthPairs())
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    loss_tag = next(t for t in tags if t.endswith("loss"))
+    steps = [e.step for e in acc.Scalars(loss_tag)]
+    assert steps == [1, 2, 3, 4]
+    csv_loss = [float(r.split(",")[3]) for r in (tmp_path / "train.csv").read_text().splitlines()[1:]]
+    assert [e.value for e in acc.Scalars(loss_tag)] == pytest.approx(csv_loss, rel=1e-5)

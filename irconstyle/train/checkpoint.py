@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..weights import tensors_sha256
+
 __all__ = ["save_checkpoint", "load_checkpoint", "remove_stale_temporaries", "rng_state",
            "set_rng_state", "save_weights", "load_weights", "SLOW_WRITE_ENV"]
 
@@ -63,8 +65,15 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: a
+    file that needs arbitrary code to unpickle is refused, naming the file)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name and the reason
+        raise ValueError(f"{path}: not a loadable training checkpoint "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
 
 
 def remove_stale_temporaries(directory: str | os.PathLike) -> None:
@@ -114,6 +123,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {**(metadata or {}), "sha256": tensors_sha256(tensors)}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -125,6 +135,13 @@ def save_weights(model: nn.Module, path: str | os.PathLike,
     return path
 
 
+def safe_open_metadata(path: str | os.PathLike) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
+
+
 def load_weights(model: nn.Module, path: str | os.PathLike, *, strict: bool = True) -> nn.Module:
     """Load ``.safetensors`` weights into ``model`` (on the model's device)."""
     from safetensors.torch import load_file
@@ -134,6 +151,10 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, strict: bool = Tr
     except StopIteration:
         device = torch.device("cpu")
     state = load_file(str(path), device=str(device))
+    meta = safe_open_metadata(path)
+    if "sha256" in meta and tensors_sha256(state) != meta["sha256"]:
+        raise ValueError(f"{path}: tensor data does not match the SHA-256 recorded in the file "
+                         "(a damaged copy)")
     result = model.load_state_dict(state, strict=strict)
     if strict and (result.missing_keys or result.unexpected_keys):  # pragma: no cover
         raise RuntimeError(f"{path}: weights do not match the model: {result}")

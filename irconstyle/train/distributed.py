@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from ..data.sampling import item_generator
+from ..devices import resolve_device
 
 __all__ = ["DistInfo", "init_distributed", "pick_device", "barrier", "EpochShardSampler"]
 
@@ -44,17 +45,8 @@ class DistInfo:
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` = CUDA (this process's local GPU) > MPS > CPU."""
-    if name != "auto":
-        device = torch.device(name)
-        if device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", local_rank)
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """``auto`` = CUDA (this process's local GPU) > MPS > CPU; a named device must exist."""
+    return resolve_device(name, local_rank=local_rank)
 
 
 def init_distributed(device: torch.device) -> DistInfo:
