@@ -11,9 +11,9 @@ malformed mixed.  Each ends as
   exact weights...);
 * ``clear_error``: an exception raised by the package's own check (its innermost
   frame is in irconstyle/) with a message, or a one-line CLI error;
-* ``undetected_damage``: a damaged weight file in a format without checksums
-  (safetensors, the legacy torch format) read back with different values: a known
-  limitation, counted apart;
+* ``undetected_damage``: a damaged weight file in a format without checksums (the
+  legacy, non-zip torch format; our safetensors exports carry a SHA-256) read back
+  with different values: a known limitation, counted apart;
 * ``wrong``: a silent wrong result, or a valid input refused;
 * ``crash``: anything else (an exception from deep inside PyTorch/NumPy, a CLI
   traceback or "internal error").
