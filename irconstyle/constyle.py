@@ -10,7 +10,9 @@ ablation.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import re
 from typing import Literal, NamedTuple
 
 import torch
@@ -24,7 +26,13 @@ __all__ = [
     "Encoding",
     "ConStyleOutput",
     "ConStyle",
+    "full_precision",
+    "MEMORY_KEYS",
 ]
+
+# State-dict keys of a model's ConStyle training memory (momentum encoder and queue), which
+# an inference build does not have: loaders skip them, weight exports leave them out.
+MEMORY_KEYS = re.compile(r"^constyle\.(encoder_k\.|queue$|queue_ptr$)")
 
 
 class ConvAct(nn.Sequential):
@@ -90,6 +98,14 @@ class StyleEncoder(nn.Module):
         return Encoding(out1, out2, (fea1, fea2, fea3))
 
 
+def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """A region where autocast is off (CUDA/CPU); a no-op elsewhere, where older torch
+    refuses even a disabled autocast (MPS before 2.5)."""
+    if device.type in ("cuda", "cpu"):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
 @torch.no_grad()
 def _gather_all(x: Tensor) -> Tensor:
     """Concatenate ``x`` from every rank (MoCo's ``concat_all_gather``); identity
@@ -152,14 +168,19 @@ class ConStyle(nn.Module):
     @torch.no_grad()
     def dequeue_and_enqueue(self, emb: Tensor) -> tuple[Tensor, Tensor]:
         """Write ``emb`` (B, dim) at the pointer and return the slots the style loss
-        compares against, read *before* the write: (next slot, current slot)."""
+        compares against, read *before* the write: (next slot, current slot).
+
+        Under DDP the embeddings of all ranks are written, rank r's batch at
+        ``ptr + r * B``; each rank's slots are those its own batch overwrites and the
+        one after, as in a single process."""
+        local = emb.shape[0]
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         emb = _gather_all(emb.detach()).to(self.queue.dtype)
         n = emb.shape[0]
         ptr = int(self.queue_ptr.item())
-        local = emb.shape[0] if not dist.is_initialized() else n // dist.get_world_size()
-        # The style loss compares each rank's own batch with slots of its own size.
-        old_cur = self._slot(ptr, local).t().clone()
-        old_next = self._slot(ptr + local, local).t().clone()
+        mine = ptr + rank * local
+        old_cur = self._slot(mine, local).t().clone()
+        old_next = self._slot(mine + local, local).t().clone()
         if n >= self.queue_size:  # a batch larger than the queue keeps its last K rows
             emb = emb[-self.queue_size:]
             n = self.queue_size
@@ -197,7 +218,7 @@ class ConStyle(nn.Module):
             k = self.encoder_k(gt).code
         qn, kn = (F.normalize(q, dim=1), F.normalize(k, dim=1)) if self.normalize else (q, k)
         # Logits in fp32 even under autocast: unnormalised codes / T = 0.07 overflow fp16.
-        with torch.autocast(device_type=q.device.type, enabled=False):
+        with full_precision(q.device):
             qf, kf = qn.float(), kn.float()
             l_pos = (qf * kf).sum(dim=1, keepdim=True)
             l_neg = qf @ self.queue.clone().detach().float()

@@ -2,7 +2,7 @@
 
 All weights default to 1.0 as in every release YAML.  The style loss is negative and
 unbounded below by design (it *maximises* the distance between the current batch's
-similarity structure and the queue's); ``style_bound`` offers a bounded ablation.
+similarity structure and the queue's); ``style_bound="log"`` offers a logarithmic ablation.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .constyle import ConStyleOutput
+from .constyle import ConStyleOutput, full_precision
 
 __all__ = ["infonce_loss", "content_loss", "style_loss", "gram", "LossWeights", "LossTerms",
            "restoration_loss"]
@@ -40,8 +40,8 @@ def style_loss(out1: Tensor, code: Tensor, negatives: tuple[Tensor, Tensor],
 
     The release compares the out1 Gram with the *next* queue slot and the out2 Gram
     with the slot being overwritten; both slots hold past out2 codes.
-    ``bound="log"`` is an ablation: -log(1 + distance), bounded below by -inf only
-    logarithmically and with vanishing gradient for large distances.
+    ``bound="log"`` is an ablation: -log(1 + distance), still unbounded below but growing
+    only logarithmically, with a vanishing gradient for large distances.
     """
     nxt, cur = negatives
     n = out1.shape[0] * out1.shape[1]
@@ -80,8 +80,12 @@ def restoration_loss(output: Tensor, gt: Tensor, cs: ConStyleOutput | None,
     total = w.pixel * pixel
     if not use_constyle or cs is None or cs.logits is None:
         return LossTerms(total, pixel, None, None, None)
-    nce = infonce_loss(cs.logits, cs.labels)
-    cont = content_loss(cs.code, cs.key)
-    sty = style_loss(cs.out1, cs.code, cs.negatives, bound=w.style_bound)
+    # In fp32 even under AMP: the style term is ~1e-6 once the queue is refilled, below
+    # bf16's resolution.
+    with full_precision(cs.logits.device):
+        nce = infonce_loss(cs.logits.float(), cs.labels)
+        cont = content_loss(cs.code.float(), cs.key.float())
+        negatives = (cs.negatives[0].float(), cs.negatives[1].float())
+        sty = style_loss(cs.out1.float(), cs.code.float(), negatives, bound=w.style_bound)
     total = total + w.infonce * nce + w.content * cont + w.style * sty
     return LossTerms(total, pixel, nce, cont, sty)

@@ -20,6 +20,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from .constyle import MEMORY_KEYS
+
 __all__ = ["RELEASE_KEY_RULES", "RELEASE_DEAD_KEYS", "ReleaseCheckpointError", "rename_release_key",
            "convert_release_state_dict", "load_release_checkpoint", "read_release_file"]
 
@@ -166,7 +168,6 @@ RELEASE_KEY_RULES: dict[str, list[Rule]] = {
     "restormer": [],
 }
 
-_MEMORY_KEYS = re.compile(r"^constyle\.(encoder_k\.|queue$|queue_ptr$)")
 
 
 class ReleaseCheckpointError(ValueError):
@@ -219,14 +220,14 @@ def convert_release_state_dict(model_name: str, release_sd: Mapping[str, Tensor]
     (in our names, with the release's name in brackets) and any shape mismatch.
     """
     ours = model.state_dict()
-    has_memory = any(_MEMORY_KEYS.match(k) for k in ours)
+    has_memory = any(MEMORY_KEYS.match(k) for k in ours)
     converted: dict[str, Tensor] = {}
     origin: dict[str, str] = {}
     for key, value in release_sd.items():
         if key.startswith("module."):  # saved from DataParallel / DDP
             key = key[len("module."):]
         new = rename_release_key(model_name, key)
-        if _MEMORY_KEYS.match(new) and not has_memory:
+        if MEMORY_KEYS.match(new) and not has_memory:
             continue
         if new not in ours and model_name in RELEASE_DEAD_KEYS and RELEASE_DEAD_KEYS[model_name].search(key):
             continue  # a dead module of the release that this model was built without

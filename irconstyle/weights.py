@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,9 +28,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .constyle import MEMORY_KEYS
+
 __all__ = ["WeightsError", "Weights", "read_weights", "load_into", "check_zip_crc"]
 
-_MEMORY = re.compile(r"^constyle\.(encoder_k\.|queue$|queue_ptr$)")
 _PREFIXES = ("module.", "_orig_mod.")
 
 
@@ -198,13 +198,13 @@ def load_into(model: nn.Module, weights: Weights, variant: str | None = None, *,
         except (ReleaseCheckpointError, KeyError) as exc:
             raise WeightsError(f"{weights.path}: {exc}") from None
     ours = model.state_dict()
-    has_memory = any(_MEMORY.match(k) for k in ours)
+    has_memory = any(MEMORY_KEYS.match(k) for k in ours)
     clean: dict[str, Tensor] = {}
     for key, value in sd.items():
         for prefix in _PREFIXES:
             if key.startswith(prefix):
                 key = key[len(prefix):]
-        if not has_memory and _MEMORY.match(key):
+        if not has_memory and MEMORY_KEYS.match(key):
             continue
         clean[key] = value
     missing = sorted(set(ours) - set(clean))

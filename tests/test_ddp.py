@@ -64,3 +64,33 @@ def test_ranks_share_queue_and_weights(tmp_path):
     # only rank 0 wrote: one checkpoint, one log
     assert (tmp_path / "run" / "last.pt").is_file()
     assert len((tmp_path / "run" / "train.csv").read_text().splitlines()) == 6
+
+
+def _queue_worker(rank: int, port: int, out: str) -> None:
+    """Bare ConStyle under gloo: each rank enqueues its batch, gets its own slots."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=WORLD)
+    from irconstyle import ConStyle
+
+    torch.manual_seed(0)
+    cs = ConStyle(queue_size=12).train()  # same initial queue on both ranks
+    old = cs.queue.clone()
+    g = torch.Generator().manual_seed(10 + rank)  # different data per rank
+    out_ = cs(torch.rand(BATCH, 3, 16, 16, generator=g), torch.rand(BATCH, 3, 16, 16, generator=g))
+    torch.save({"old": old, "queue": cs.queue, "code": out_.code.detach(),
+                "next": out_.negatives[0], "cur": out_.negatives[1]}, Path(out) / f"q{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_each_rank_reads_the_queue_slots_its_batch_overwrites(tmp_path):
+    """Rank r's batch is written at ptr + r*B; its style-loss slots are that slot and the
+    next, as a single process would see them (not rank 0's slots on every rank)."""
+    mp.spawn(_queue_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    r = [torch.load(tmp_path / f"q{i}.pt", weights_only=True) for i in range(WORLD)]
+    assert torch.equal(r[0]["queue"], r[1]["queue"])
+    for rank, res in enumerate(r):
+        cols = torch.arange(BATCH) + rank * BATCH
+        assert torch.equal(res["cur"], res["old"][:, cols].t())
+        assert torch.equal(res["next"], res["old"][:, cols + BATCH].t())
+        assert torch.allclose(r[0]["queue"][:, cols], res["code"].t())

@@ -267,3 +267,31 @@ def test_tensorboard_log_holds_the_csv_scalars(tmp_path):
     assert steps == [1, 2, 3, 4]
     csv_loss = [float(r.split(",")[3]) for r in (tmp_path / "train.csv").read_text().splitlines()[1:]]
     assert [e.value for e in acc.Scalars(loss_tag)] == pytest.approx(csv_loss, rel=1e-5)
+
+
+def test_a_constyle_without_memory_cannot_train_its_losses(tmp_path):
+    """constyle_train=False has no momentum encoder or queue: refuse instead of silently
+    training on L1 alone."""
+    cfg = tiny_config(tmp_path, model=ModelConfig(name="constyle_nafnet",
+                                                  kwargs=dict(TINY_NAFNET, constyle_train=False)))
+    with pytest.raises(ConfigError, match="constyle_train is false"):
+        Trainer(cfg, train_set=SynthPairs())
+
+
+def test_resume_with_another_queue_size_is_a_clear_error(tmp_path):
+    run(tiny_config(tmp_path, total_iters=4, ckpt_every=2), train_set=SynthPairs())
+    cfg = tiny_config(tmp_path, total_iters=6, resume="auto")
+    cfg = dataclasses.replace(cfg, constyle=dataclasses.replace(cfg.constyle, queue_size=10))
+    with pytest.raises(ConfigError, match="queue of"):
+        Trainer(cfg, train_set=SynthPairs())
+
+
+def test_exported_weights_leave_out_the_training_memory(tmp_path):
+    from safetensors import safe_open
+
+    result = run(tiny_config(tmp_path, total_iters=3), train_set=SynthPairs())
+    with safe_open(result["last_weights"], "pt") as f:
+        keys = set(f.keys())
+    assert not any(k.startswith("constyle.encoder_k.") or k in ("constyle.queue", "constyle.queue_ptr")
+                   for k in keys)
+    assert any(k.startswith("constyle.encoder_q.") for k in keys)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -116,13 +117,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------------------- safetensors
 def save_weights(model: nn.Module, path: str | os.PathLike,
-                 metadata: dict[str, str] | None = None) -> Path:
-    """Model weights (parameters and buffers) as ``.safetensors``, written atomically."""
+                 metadata: dict[str, str] | None = None, *, drop: re.Pattern | None = None) -> Path:
+    """Model weights (parameters and buffers) as ``.safetensors``, written atomically,
+    with a SHA-256 of the tensors in the metadata; keys matching ``drop`` are left out."""
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+               if drop is None or not drop.match(k)}
     metadata = {**(metadata or {}), "sha256": tensors_sha256(tensors)}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

@@ -8,7 +8,8 @@ One iteration ``t`` (1-based, the release's count):
 2. forward ``model(lq, gt)`` (autocast on CUDA), loss = L1 (+ InfoNCE + content + style
    while ConStyle trains);
 3. backward, optional gradient clipping, AdamW step, then the EMA update (after the
-   step, bug B9), then the scheduler step;
+   step, bug B9; ``ema.mode: release`` updates parameters only, before the step, as the
+   release did), then the scheduler step;
 4. every ``val_every``: PSNR (RGB and Y) of the raw and the EMA weights on the
    validation split; every ``ckpt_every`` (and on a new best): an atomic checkpoint.
 
@@ -22,23 +23,23 @@ import csv
 import json
 import math
 import os
-import random
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..constyle import MEMORY_KEYS
 from ..data import build_dataset
 from ..data.sampling import item_generator, seed_worker
 from ..losses import LossTerms, restoration_loss
 from ..metrics import psnr
+from ..profiles import seed_everything
 from ..zoo import build_model
 from .checkpoint import (load_checkpoint, remove_stale_temporaries, rng_state, save_checkpoint,
                          save_weights, set_rng_state)
@@ -94,7 +95,7 @@ class Trainer:
         _check(cfg)
         self.is_main = self.dist.is_main
         self.out_dir = Path(cfg.out_dir)
-        _seed_everything(cfg.seed)
+        seed_everything(cfg.seed)
 
         self.train_set = train_set if train_set is not None else _dataset(cfg.data.train, cfg.seed)
         self.val_set = val_set if val_set is not None else (
@@ -108,6 +109,10 @@ class Trainer:
         self.model, self.model_kwargs = self._build_model()
         self.constyle = getattr(self.model, "constyle", None)
         self.constyle_iters = cfg.constyle_iters if cfg.constyle_iters is not None else math.inf
+        if self.constyle is not None and self.constyle_iters >= 1 and not self.constyle.has_memory:
+            raise ConfigError("model.kwargs.constyle_train is false: this ConStyle has no momentum "
+                              "encoder or queue, so its losses could not train it (remove the key, "
+                              "or set constyle_iters: 0 to train the backbone only)")
         if self.constyle is not None and self.constyle_iters >= 1 and cfg.batch_size < 2:
             raise ConfigError("batch_size must be >= 2 while ConStyle trains: its BatchNorm1d "
                               "cannot normalise a batch of 1 (set batch_size >= 2)")
@@ -369,8 +374,11 @@ class Trainer:
         save_checkpoint(state, self.out_dir / "last.pt")
 
     def _export(self, path: Path) -> None:
+        """Inference weights: EMA (or raw) without ConStyle's training memory (the
+        momentum encoder and queue, which inference never reads and the EMA copy does
+        not track)."""
         model = self.ema.module if self.ema is not None else self.model
-        save_weights(model, path, metadata={
+        save_weights(model, path, drop=MEMORY_KEYS, metadata={
             "model": self.cfg.model.name, "model_kwargs": json.dumps(self.model_kwargs),
             "weights": "ema" if self.ema is not None else "raw", "step": str(self.step)})
 
@@ -385,6 +393,14 @@ class Trainer:
             return
         ckpt = load_checkpoint(path, map_location="cpu")  # load_state_dict moves to the device
         self._warn_if_config_differs(ckpt["config"], path)
+        if self.constyle is not None and "constyle.queue" in ckpt["model"]:
+            saved_k = ckpt["model"]["constyle.queue"].shape[1]
+            if saved_k != self.constyle.queue_size:
+                raise ConfigError(
+                    f"resume: {path} has a ConStyle queue of {saved_k}, this run {self.constyle.queue_size} "
+                    f"(the scaled recipe sizes the queue by the global batch: {ckpt.get('world_size', 1)} "
+                    f"process(es) then, {self.dist.world_size} now); resume with the same number of "
+                    f"processes or set constyle.queue_size={saved_k}")
         if int(ckpt.get("world_size", 1)) != self.dist.world_size and self.is_main:
             warnings.warn(f"{path} was written by {ckpt.get('world_size')} process(es), resumed with "
                           f"{self.dist.world_size}: the data order will differ from an "
@@ -489,12 +505,6 @@ def run(cfg: TrainConfig, **datasets: Dataset) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def _amp_dtype(device: torch.device) -> torch.dtype | None:
     """bf16 on GPUs that compute in it natively (Ampere and newer), else fp16 (with a
     GradScaler; e.g. Colab's T4, where bf16 would only be emulated); no AMP off CUDA."""
