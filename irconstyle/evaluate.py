@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .data.augment import dihedral, dihedral_inverse
 from .data.io import ImageError, IMAGE_EXTENSIONS, list_images, read_image, write_image
 from .metrics import to_uint8
 from .nets.padding import pad_to_multiple
@@ -40,16 +41,6 @@ METRIC_KEYS = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
 
 
 # ----------------------------------------------------------------------------- restore
-def _dihedral(x: Tensor, k: int) -> Tensor:
-    x = x.transpose(-2, -1) if k >= 4 else x
-    return torch.rot90(x, k % 4, dims=(-2, -1))
-
-
-def _dihedral_inverse(x: Tensor, k: int) -> Tensor:
-    x = torch.rot90(x, -(k % 4), dims=(-2, -1))
-    return x.transpose(-2, -1) if k >= 4 else x
-
-
 @torch.no_grad()
 def restore(model: nn.Module, lq: Tensor, *, tile: int | None = None, overlap: int | None = None,
             self_ensemble: bool = False) -> Tensor:
@@ -73,7 +64,7 @@ def restore(model: nn.Module, lq: Tensor, *, tile: int | None = None, overlap: i
         return forward(lq)
     out = torch.zeros_like(lq)
     for k in range(8):
-        out += _dihedral_inverse(forward(_dihedral(lq, k)), k)
+        out += dihedral_inverse(forward(dihedral(lq, k)), k)
     return out / 8
 
 

@@ -11,7 +11,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import irconstyle.data as data
-from irconstyle.data import (EpochSampler, ImageError, build_dataset, dihedral, read_image,
+from irconstyle.data.augment import dihedral_inverse
+from irconstyle.data import (ImageError, build_dataset, dihedral, read_image,
                              write_image)
 from irconstyle.data.subimages import crop_starts, make_subimages, tile_boxes
 
@@ -193,12 +194,14 @@ def test_crop_and_flip_are_the_same_for_lq_and_gt(tmp_path):
 
 
 def test_same_batches_whatever_the_worker_count(photo_dir):
+    from irconstyle.train.distributed import EpochShardSampler
+
     ds = build_dataset("denoise", gt_dir=photo_dir / "gt", split="train", sigma="random",
                        patch_size=8, seed=1, repeats=4)
 
     def batches(workers: int, epoch: int) -> list[torch.Tensor]:
-        sampler = EpochSampler(len(ds), seed=2)
-        sampler.set_epoch(epoch)
+        ds.set_epoch(epoch)
+        sampler = EpochShardSampler(len(ds), batch_size=4, seed=2, epoch=epoch)
         loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=workers)
         return [b["lq"] for b in loader]
 
@@ -207,19 +210,11 @@ def test_same_batches_whatever_the_worker_count(photo_dir):
     assert not torch.equal(batches(0, epoch=2)[0], zero[0])
 
 
-def test_epoch_sampler_resumes_mid_epoch_and_splits_ranks():
-    s = EpochSampler(10, seed=3)
-    s.set_epoch(4)
-    full = list(s)
-    assert sorted(i for _, i in full) == list(range(10)) and all(e == 4 for e, _ in full)
-    s.set_epoch(4, start=6)
-    assert list(s) == full[6:] and len(s) == 4
-    s.set_epoch(5)
-    assert list(s) != full
-    ranks = [EpochSampler(10, seed=3, rank=r, world_size=3) for r in range(3)]
-    for r in ranks:
-        r.set_epoch(4)
-    assert sorted(i for r in ranks for _, i in r) == list(range(10))
+def test_dihedral_inverse_undoes_each_transform():
+    x = torch.arange(2 * 5 * 7, dtype=torch.float32).reshape(1, 2, 5, 7)
+    outs = [dihedral(x, k) for k in range(8)]
+    assert len({tuple(o.flatten().tolist()) for o in outs}) == 8  # eight distinct variants
+    assert all(torch.equal(dihedral_inverse(o, k), x) for k, o in enumerate(outs))
 
 
 def test_eval_items_are_full_unpadded_images(photo_dir):

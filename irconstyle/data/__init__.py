@@ -18,7 +18,7 @@ from .minibench import MINIBENCH_SPLITS, TASKS, MiniBench, degrade_for_task
 from .paired import SPLITS, NoisyImages, PairedImages, RestorationDataset
 from .pairs import Pair, dehaze_key, dehaze_pairs, derain_key, derain_pairs, pair_identical
 from .prepare import PrepareError, prepare_benchmark, prepare_task
-from .sampling import EpochSampler, item_generator, item_seed, seed_worker
+from .sampling import item_generator, item_seed, seed_worker
 from .subimages import make_subimages
 
 __all__ = [
@@ -27,7 +27,7 @@ __all__ = [
     "RestorationDataset", "PairedImages", "NoisyImages", "MiniBench", "TASKS",
     "MINIBENCH_SPLITS", "degrade_for_task",
     # sampling / augmentation
-    "EpochSampler", "item_generator", "item_seed", "seed_worker", "dihedral",
+    "item_generator", "item_seed", "seed_worker", "dihedral",
     # degradations
     "add_gaussian_noise", "motion_kernel", "motion_blur", "convolve2d", "line_kernel",
     "rain_layer", "add_rain", "streak_angle", "transmission", "add_haze",

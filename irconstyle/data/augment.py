@@ -6,7 +6,7 @@ from torch import Tensor
 
 from .io import ImageError
 
-__all__ = ["dihedral", "random_crop_box", "crop", "DIHEDRAL_COUNT"]
+__all__ = ["dihedral", "dihedral_inverse", "random_crop_box", "crop", "DIHEDRAL_COUNT"]
 
 #: hflip/vflip/transpose at p=0.5 each (the reference's ``augment``) reach these 8 variants.
 DIHEDRAL_COUNT = 8
@@ -20,6 +20,14 @@ def dihedral(x: Tensor, k: int) -> Tensor:
     if k >= 4:
         x = x.transpose(-2, -1)
     return torch.rot90(x, k % 4, dims=(-2, -1)) if k % 4 else x
+
+
+def dihedral_inverse(x: Tensor, k: int) -> Tensor:
+    """Undo :func:`dihedral` (used to average the x8 self-ensemble)."""
+    if not 0 <= k < DIHEDRAL_COUNT:
+        raise ValueError(f"dihedral index must be in 0..7, got {k}")
+    x = torch.rot90(x, -(k % 4), dims=(-2, -1)) if k % 4 else x
+    return x.transpose(-2, -1) if k >= 4 else x
 
 
 def random_crop_box(height: int, width: int, patch: int, generator: torch.Generator,

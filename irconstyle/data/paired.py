@@ -6,7 +6,7 @@ Every dataset here follows one contract:
   and gt, then one of the 8 dihedral transforms; crop, transform and any synthetic noise
   are drawn from a generator seeded by ``(seed, epoch, i)`` (see :mod:`.sampling`), so an
   item is a pure function of those three numbers. ``set_epoch`` moves to the next epoch;
-  ``dataset[(epoch, i)]`` names the epoch explicitly (what :class:`EpochSampler` yields).
+  ``dataset[(epoch, i)]`` names the epoch explicitly (useful with ``persistent_workers``, where ``set_epoch`` does not reach the workers).
   ``repeats`` lists every source image that many times per epoch.
 * ``split="val"`` or ``"test"``: item ``i`` is the i-th full image, unpadded: the models
   pad and crop back themselves, and metrics see the true image (fixes D1/D2).

@@ -84,9 +84,8 @@ class EpochShardSampler(Sampler[int]):
     already consumed instead of replaying data.  Each epoch uses the largest multiple of
     ``world_size * batch_size`` samples (drop_last), dealt round-robin to the ranks
     (like ``DistributedSampler``), so every rank gets the same number of full batches
-    (unequal counts would leave one rank waiting in a collective forever).  Unlike
-    :class:`irconstyle.data.EpochSampler` it yields plain indices, so any dataset with
-    ``set_epoch`` works.
+    (unequal counts would leave one rank waiting in a collective forever).  It yields
+    plain indices, so any dataset with ``set_epoch`` works.
     """
 
     def __init__(self, length: int, *, batch_size: int, seed: int, epoch: int, rank: int = 0,
@@ -101,7 +100,7 @@ class EpochShardSampler(Sampler[int]):
         return length // (batch_size * world_size)
 
     def __iter__(self) -> Iterator[int]:
-        # The data layer's order stream for (seed, epoch): EpochSampler.order() exactly.
+        # The data layer's order stream for (seed, epoch).
         perm = torch.randperm(self.length, generator=item_generator(self.seed, self.epoch, 0, stream=1))
         usable = self.batches_per_epoch(self.length, self.batch_size, self.world_size)
         usable *= self.batch_size * self.world_size
