@@ -12,11 +12,13 @@ import argparse
 import csv
 import json
 import os
+import shlex
+import sys
 from pathlib import Path
 
 import torch
 
-from irconstyle.summary import environment, model_table
+from irconstyle.summary import model_table, provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -34,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    env = environment()  # load average before the run: other processes inflate cpu_ms
+    # load average before the run: other processes inflate cpu_ms
+    env = provenance(shlex.join(["python", "benchmarks/model_table.py", *(argv or sys.argv[1:])]))
     rows = model_table(args.names, input_size=(1, 3, args.size, args.size), repeats=args.repeats)
     env["load_average_1m_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,6 @@ import io
 import json
 import math
 import os
-import platform
 import random
 import shlex
 import signal
@@ -57,7 +56,7 @@ from PIL import Image
 
 import irconstyle
 from irconstyle import build_model, model_names
-from irconstyle.summary import environment
+from irconstyle.summary import provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PKG = Path(irconstyle.__file__).resolve().parent
@@ -748,20 +747,8 @@ def download_faults(n: int, rng: random.Random, work: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------- provenance
-def provenance(argv: list[str]) -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=30).stdout.strip() or None
-    except OSError:
-        commit = None
-    try:  # plumbing, read-only: tracked files differ from the commit (uncommitted edits)
-        modified = subprocess.run(["git", "diff-index", "--quiet", "HEAD", "--"], cwd=ROOT,
-                                  capture_output=True, timeout=30).returncode == 1
-    except OSError:
-        modified = None
-    return {"command": shlex.join(["python", "benchmarks/reliability.py", *argv]),
-            "git_commit": commit, "git_worktree_modified": modified, **environment(),
-            "platform": platform.platform()}
+def provenance_of(argv: list[str]) -> dict:
+    return provenance(shlex.join(["python", "benchmarks/reliability.py", *argv]))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -779,7 +766,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    prov = provenance(argv)
+    prov = provenance_of(argv)
 
     targets: dict[str, Callable[[int, random.Random, Path], Tally]] = {
         "models": lambda n, r, w: fuzz_models(n, r),

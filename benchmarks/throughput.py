@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 
 from irconstyle.data import load_photo, make_subimages, motion_blur, motion_kernel, photo_names, \
     write_image
-from irconstyle.summary import environment
+from irconstyle.summary import environment, provenance
 from irconstyle.train import Trainer
 from irconstyle.train.config import DataConfig, DataSplits, LogConfig, ModelConfig, TrainConfig
 from irconstyle.train.distributed import pick_device
@@ -176,17 +175,9 @@ def _device_name(device: torch.device) -> str:
     return names[0] if names else environment()["processor"]
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def run_benchmark(args: argparse.Namespace, work: Path, command: str) -> dict:
     device = pick_device(args.device)
-    env = environment()
+    env = provenance(command)
     sources = prepare_sources(work / "data", count=args.images, size=tuple(args.image_size),
                               kind=args.kind, crop=args.sub_crop, step=args.sub_step)
     runs, trainer = [], None
@@ -209,7 +200,7 @@ def run_benchmark(args: argparse.Namespace, work: Path, command: str) -> dict:
     env["load_average_1m_after"] = environment()["load_average_1m"]
     sources = {k: {n: v for n, v in info.items() if n != "kwargs"} for k, info in sources.items()}
     return {"note": args.note, "command": command,
-            "git_commit": _git_commit(), "device": str(device), "device_name": _device_name(device),
+            "git_commit": env["git_commit"], "device": str(device), "device_name": _device_name(device),
             "environment": env, "settings": settings, "sources": sources,
             "model_only": model_only, "runs": runs}
 

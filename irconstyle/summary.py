@@ -23,6 +23,7 @@ import platform
 import statistics
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -82,6 +83,29 @@ def environment() -> dict:
             "python": platform.python_version(), "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def provenance(command: str) -> dict:
+    """What a result file records about its origin: the command, the git commit of the
+    checkout the package runs from (and whether its files differ from that commit), and
+    :func:`environment`.  Git is asked read-only, with fixed arguments and no shell."""
+    import subprocess  # noqa: PLC0415 - only result files need it
+
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> subprocess.CompletedProcess | None:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                  timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
+    head = git("rev-parse", "HEAD")
+    commit = head.stdout.strip() if head is not None and head.returncode == 0 else None
+    dirty = git("diff-index", "--quiet", "HEAD", "--") if commit else None
+    return {"command": command, "git_commit": commit,
+            "git_worktree_modified": None if dirty is None else dirty.returncode == 1,
+            **environment(), "platform": platform.platform()}
 
 
 def model_table(names: Sequence[str] | None = None, *,
