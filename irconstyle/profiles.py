@@ -13,9 +13,7 @@ import random
 import numpy as np
 import torch
 
-from .devices import resolve_device
-
-__all__ = ["active_profile", "seed_everything", "default_device"]
+__all__ = ["active_profile", "seed_everything"]
 
 PROFILES = ("smoke", "full")
 
@@ -27,11 +25,6 @@ def active_profile() -> str:
     if name not in PROFILES:
         raise ValueError(f"IRCONSTYLE_PROFILE={name!r}: expected one of {', '.join(PROFILES)}")
     return name
-
-
-def default_device() -> torch.device:
-    """CUDA, then Apple's MPS, then the CPU."""
-    return resolve_device("auto")
 
 
 def seed_everything(seed: int) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..weights import tensors_sha256
+from ..weights import read_weights, tensors_sha256
 
 __all__ = ["save_checkpoint", "load_checkpoint", "remove_stale_temporaries", "rng_state",
            "set_rng_state", "save_weights", "load_weights", "SLOW_WRITE_ENV"]
@@ -138,26 +138,13 @@ def save_weights(model: nn.Module, path: str | os.PathLike,
     return path
 
 
-def safe_open_metadata(path: str | os.PathLike) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
-
-
 def load_weights(model: nn.Module, path: str | os.PathLike, *, strict: bool = True) -> nn.Module:
-    """Load ``.safetensors`` weights into ``model`` (on the model's device)."""
-    from safetensors.torch import load_file
-
-    try:
-        device = next(iter(model.state_dict().values())).device
-    except StopIteration:
-        device = torch.device("cpu")
-    state = load_file(str(path), device=str(device))
-    meta = safe_open_metadata(path)
-    if "sha256" in meta and tensors_sha256(state) != meta["sha256"]:
-        raise ValueError(f"{path}: tensor data does not match the SHA-256 recorded in the file "
-                         "(a damaged copy)")
+    """Load ``.safetensors`` weights into ``model`` (read and checked against their
+    recorded SHA-256 by :func:`irconstyle.weights.read_weights`)."""
+    weights = read_weights(path)
+    if weights.format != "safetensors":
+        raise ValueError(f"{path}: expected a .safetensors file, found a {weights.format} file")
+    state = next(iter(weights.variants.values()))
     result = model.load_state_dict(state, strict=strict)
     if strict and (result.missing_keys or result.unexpected_keys):  # pragma: no cover
         raise RuntimeError(f"{path}: weights do not match the model: {result}")
