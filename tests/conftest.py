@@ -9,14 +9,16 @@ import torch
 
 torch.set_num_threads(1)
 
-GOLDEN_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "golden"
+# Vendored from the project's shared reference (tests/fixtures/golden/README.md): the tests own
+# their data, so a bare `git clone` runs them.
+GOLDEN_DIR = Path(__file__).resolve().parent / "fixtures" / "golden"
 
 
 @pytest.fixture(scope="session")
 def golden_dir() -> Path:
-    """The release's golden outputs (../shared/reference/golden beside the checkout)."""
+    """The release's golden outputs, vendored in tests/fixtures/golden."""
     if not GOLDEN_DIR.is_dir():
-        pytest.fail(f"golden data not found at {GOLDEN_DIR}: the checkout needs ../shared beside it")
+        pytest.fail(f"golden data not found at {GOLDEN_DIR}: tests/fixtures/golden is part of the repository")
     return GOLDEN_DIR
 
 

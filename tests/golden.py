@@ -1,4 +1,4 @@
-"""The golden fill rule (../shared/reference/golden/README.md), as a test helper."""
+"""The golden fill rule (tests/fixtures/golden/README.md), as a test helper."""
 from __future__ import annotations
 
 import json

@@ -1,6 +1,6 @@
 """Our networks equal the authors' release: weights set by the golden fill rule in the
 release's key names go through our checkpoint loader, and our outputs reproduce the
-outputs the release's own code produced (../shared/reference/golden/README.md).
+outputs the release's own code produced (tests/fixtures/golden/README.md).
 
 MAXIM's golden checks live in tests/test_golden_maxim.py.
 """

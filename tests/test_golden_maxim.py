@@ -1,6 +1,6 @@
 """MAXIM-1S and ConStyle-MAXIM equal the authors' release: weights set by the golden fill
 rule in the release's key names go through our checkpoint loader, and our eval outputs
-reproduce the release's (../shared/reference/golden/README.md).  Both settings of
+reproduce the release's (tests/fixtures/golden/README.md).  Both settings of
 ``release_dead_modules`` load the release's checkpoints."""
 from __future__ import annotations
 
