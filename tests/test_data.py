@@ -272,7 +272,7 @@ def test_dihedral_group_has_eight_distinct_invertible_elements():
 
 
 def test_build_dataset_table_and_errors(tmp_path):
-    assert data.dataset_kinds() == ["minibench", "paired", "denoise", "dehaze", "derain"]
+    assert data.dataset_kinds() == ["minibench", "medium", "paired", "denoise", "dehaze", "derain"]
     with pytest.raises(KeyError, match="unknown dataset kind"):
         build_dataset("imagenet", split="train")
     with pytest.raises(ValueError, match="split"):

@@ -4,6 +4,8 @@
 |-------------|-------------------------------------------------------------------------------|
 | minibench   | task (denoise/deblur/derain/dehaze), sigma (number or "random"), sigma_range, |
 |             | variants, max_side, blur_length                                               |
+| medium      | the minibench arguments (max_side None: the prepared 256 px) + root (default: |
+|             | the package's irconstyle/data/medium); 43 photos, 27/4/12 (train/val/test)    |
 | paired      | lq_dir, gt_dir: identical file stems (GoPro, HIDE, RealBlur, Rain13K, Test*)  |
 | denoise     | gt_dir, sigma, sigma_range, reference_noise: clean images + AWGN on the fly   |
 | dehaze      | hazy_dir, clean_dir, gt_border: pairs by ID (``0001_0.8_0.2.jpg`` -> ``0001``)|
@@ -19,6 +21,7 @@ from typing import Callable
 from torch.utils.data import Dataset
 
 from .benchmarks import get_benchmark
+from .medium import medium_dataset
 from .minibench import MiniBench
 from .paired import dehaze_dataset, denoise_dataset, derain_dataset, paired_dataset
 
@@ -26,6 +29,7 @@ __all__ = ["DATASETS", "build_dataset", "benchmark_dataset", "dataset_kinds"]
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "minibench": MiniBench,
+    "medium": medium_dataset,
     "paired": paired_dataset,
     "denoise": denoise_dataset,
     "dehaze": dehaze_dataset,

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .io import ImageError, read_image
 
-__all__ = ["PHOTOS", "photo_names", "photo_path", "load_photo", "motorcycle_depth",
+__all__ = ["PHOTOS", "photo_names", "photo_path", "load_photo", "downscale", "motorcycle_depth",
            "MOTORCYCLE_CALIBRATION"]
 
 #: name -> (file in skimage/data, licence as stated in the loader's docstring)
@@ -76,13 +76,20 @@ def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
     return y
 
 
-@functools.lru_cache(maxsize=32)
-def _load_photo_cached(name: str, max_side: int | None) -> Tensor:
-    img = read_image(photo_path(name))
+def downscale(img: Tensor, max_side: int | None) -> Tensor:
+    """``img`` (3, H, W) with its longer side at most ``max_side`` (antialiased bicubic,
+    re-quantised to 8-bit levels); returned as is when already small enough or None.
+    The one resize rule of every photo collection, so a prepared PNG equals the photo
+    loaded here at the same ``max_side``."""
     size = _target_size(*img.shape[-2:], max_side)
     if size != tuple(img.shape[-2:]):
         img = _resize(img, size).clamp(0, 1).mul(255).round().div(255)  # 8-bit levels
     return img
+
+
+@functools.lru_cache(maxsize=32)
+def _load_photo_cached(name: str, max_side: int | None) -> Tensor:
+    return downscale(read_image(photo_path(name)), max_side)
 
 
 def load_photo(name: str, *, max_side: int | None = None) -> Tensor:

@@ -33,6 +33,9 @@ seeded by ``seed``; denoising draws fresh noise for every item instead.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
 import torch
 from torch import Tensor
 
@@ -40,7 +43,8 @@ from . import degrade as D
 from .images import load_photo, motorcycle_depth
 from .paired import RestorationDataset, parse_sigma
 
-__all__ = ["TASKS", "MINIBENCH_SPLITS", "MiniBench", "degrade_for_task"]
+__all__ = ["TASKS", "MINIBENCH_SPLITS", "PhotoSet", "SKIMAGE_PHOTOS", "MiniBench",
+           "degrade_for_task"]
 
 TASKS: tuple[str, ...] = ("denoise", "deblur", "derain", "dehaze")
 
@@ -49,6 +53,32 @@ MINIBENCH_SPLITS: dict[str, tuple[str, ...]] = {
     "val": ("coffee",),
     "test": ("chelsea", "motorcycle_left"),
 }
+
+
+@dataclass(frozen=True)
+class PhotoSet:
+    """Where a benchmark's clean photos come from, so one :class:`MiniBench` serves every
+    photo collection: the photo names of each split, a loader ``load(name, max_side)``
+    returning (3, H, W) in [0, 1], and ``tag``, the salt of every degradation seed (two
+    collections never share a degraded image by accident)."""
+
+    tag: str
+    splits: Mapping[str, tuple[str, ...]]
+    load: Callable[[str, int | None], Tensor]
+
+    def names(self, split: str) -> tuple[str, ...]:
+        if split not in self.splits:
+            raise KeyError(f"photo set {self.tag!r} has no split {split!r}; "
+                           f"choose from {', '.join(self.splits)}")
+        return tuple(self.splits[split])
+
+
+def _load_skimage_photo(name: str, max_side: int | None) -> Tensor:
+    return load_photo(name, max_side=max_side)
+
+
+#: The mini-benchmark's photos: scikit-image's bundled files, split as above.
+SKIMAGE_PHOTOS = PhotoSet(tag="minibench", splits=MINIBENCH_SPLITS, load=_load_skimage_photo)
 
 
 def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
@@ -92,12 +122,14 @@ def degrade_for_task(task: str, clean: Tensor, *, name: str, seed: int, sigma: f
 
 
 class MiniBench(RestorationDataset):
-    """One split of the mini-benchmark for one task, held in memory (a few MB)."""
+    """One split of a photo collection (the mini-benchmark's by default) for one task, held
+    in memory (a few MB)."""
 
     def __init__(self, *, task: str, split: str, patch_size: int = 64, sigma: float | str = 25,
                  sigma_range: tuple[float, float] = (0.0, 50.0), seed: int = 0,
-                 repeats: int = 16, variants: int = 4, max_side: int = 256,
-                 blur_length: tuple[float, float] = (6.0, 20.0)) -> None:
+                 repeats: int = 16, variants: int = 4, max_side: int | None = 256,
+                 blur_length: tuple[float, float] = (6.0, 20.0),
+                 photos: PhotoSet = SKIMAGE_PHOTOS) -> None:
         super().__init__(split=split, patch_size=patch_size, seed=seed, repeats=repeats)
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
@@ -106,8 +138,9 @@ class MiniBench(RestorationDataset):
         self.sigma_range = (float(sigma_range[0]), float(sigma_range[1]))
         if task == "denoise" and self.sigma is None and not self.training:
             raise ValueError("evaluation needs a fixed sigma (e.g. 25), not 'random'")
-        self.names = MINIBENCH_SPLITS[split]
-        self.clean = [load_photo(n, max_side=max_side) for n in self.names]
+        self.photos = photos
+        self.names = photos.names(split)
+        self.clean = [photos.load(n, max_side) for n in self.names]
         # (image index, degraded version or None) for every source of this split.
         self.sources: list[tuple[int, Tensor | None]] = []
         if task == "denoise" and self.training:
@@ -116,8 +149,8 @@ class MiniBench(RestorationDataset):
             n_versions = variants if self.training else 1
             for i, (n, x) in enumerate(zip(self.names, self.clean)):
                 for v in range(n_versions):
-                    s = D.stable_seed("minibench", task, n, "train", v, seed) if self.training \
-                        else D.stable_seed("minibench", task, n, "eval")
+                    s = D.stable_seed(photos.tag, task, n, "train", v, seed) if self.training \
+                        else D.stable_seed(photos.tag, task, n, "eval")
                     lq = degrade_for_task(task, x, name=n, seed=s,
                                           sigma=self.sigma if self.sigma is not None else 25.0,
                                           blur_length=blur_length)
