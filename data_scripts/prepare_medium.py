@@ -236,6 +236,9 @@ def prepare(out: Path, work: Path, debs: Path | None) -> dict:
 def verify(manifest: dict, folder: Path) -> list[str]:
     """Mismatches between ``folder``'s files and ``manifest`` (empty: all good)."""
     problems = []
+    splits = assign_splits()
+    if splits != {i["name"]: i["split"] for i in manifest["images"]}:
+        problems.append("the split rule gives other photos or splits than the manifest")
     for item in manifest["images"]:
         file = folder / item["file"]
         if not file.is_file():

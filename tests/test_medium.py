@@ -153,3 +153,18 @@ def test_missing_folder_names_it_and_the_command(tmp_path: Path):
     (tmp_path / "manifest.json").write_text((MEDIUM_DIR / "manifest.json").read_text())
     with pytest.raises(FileNotFoundError, match="photos missing"):
         build_dataset("medium", split="test", task="denoise", root=tmp_path)
+
+
+def test_prepare_script_verification_catches_a_changed_pixel(tmp_path: Path):
+    from data_scripts.prepare_medium import verify
+    for i in IMAGES[:3]:
+        (tmp_path / i["file"]).write_bytes((MEDIUM_DIR / i["file"]).read_bytes())
+    subset = {**MANIFEST, "images": IMAGES[:3]}
+    assert [p for p in verify(subset, tmp_path) if "split rule" not in p] == []
+    arr = pixels(IMAGES[1]["name"])
+    arr[0, 0, 0] ^= 1
+    Image.fromarray(arr).save(tmp_path / IMAGES[1]["file"])
+    problems = verify(subset, tmp_path)
+    assert any(IMAGES[1]["file"] in p and "pixels differ" in p for p in problems)
+    assert not any(IMAGES[0]["file"] in p or IMAGES[2]["file"] in p for p in problems)
+    assert verify(MANIFEST, MEDIUM_DIR) == []

@@ -30,6 +30,9 @@ Evaluation images are degraded with seeds derived from the task and image name o
 every run sees the same val/test set whatever its ``seed``. Training images get
 ``variants`` fixed degraded versions each (like RESIDE's 35 hazy images per clean one),
 seeded by ``seed``; denoising draws fresh noise for every item instead.
+
+The photos come from a :class:`PhotoSet` (split lists, loader, seed salt); the default is
+the scikit-image set above, :mod:`.medium` passes its 43 prepared photos.
 """
 from __future__ import annotations
 
