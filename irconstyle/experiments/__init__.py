@@ -1,0 +1,9 @@
+"""Experiments: an experiment file (arms x seeds x tasks), a runner that writes one
+JSON record per run, and reading the records back (statistics: :mod:`irconstyle.stats`)."""
+from .records import load_records, read_record, write_record
+from .runner import ExperimentResult, plan, run_experiment
+from .spec import ArmSpec, EvalSet, ExperimentSpec, RunKey, TaskSpec, load_spec, run_keys
+
+__all__ = ["ArmSpec", "EvalSet", "ExperimentSpec", "RunKey", "TaskSpec", "ExperimentResult",
+           "load_spec", "run_keys", "plan", "run_experiment", "load_records", "read_record",
+           "write_record"]

@@ -1,0 +1,231 @@
+"""The experiment runner (issue 14.1): spec validation, one record per run with per-image
+metrics of both weights, skipping finished runs, resuming a killed run from its
+checkpoint, the time budget, the command line."""
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from irconstyle.cli import main
+from irconstyle.data import build_dataset
+from irconstyle.evaluate import load_model
+from irconstyle.experiments import load_records, load_spec, plan, run_experiment
+from irconstyle.experiments.records import loss_curves, write_record
+from irconstyle.experiments.spec import run_config, run_keys
+from irconstyle.metrics import psnr, ssim
+from irconstyle.train import ConfigError, Trainer
+
+TEST_SET = {"kind": "minibench", "kwargs": {"task": "denoise", "sigma": 25, "max_side": 48}}
+
+
+def tiny_spec(**changes) -> dict:
+    spec = {
+        "name": "tiny",
+        "base": "smoke/constyle_nafnet",
+        "overrides": ["total_iters=3", "batch_size=2", "num_workers=0", "device=cpu",
+                      "model.kwargs.width=8", "data.val=null", "log.every=1",
+                      "data.train.kwargs={task: denoise, sigma: 25, patch_size: 32, "
+                      "repeats: 1, max_side: 48}"],
+        "arms": {"constyle": {"description": "ConStyle-NAFNet"},
+                 "general": {"description": "ConStyle removed, topology kept",
+                             "overrides": ["model.name=general_nafnet"]}},
+        "seeds": [0, 1],
+        "test": TEST_SET,
+        "out_dir": "out",
+        "save_codes": True,
+    }
+    spec.update(changes)
+    return spec
+
+
+def write_spec(folder: Path, **changes) -> Path:
+    path = folder / "exp.yml"
+    path.write_text(yaml.safe_dump(tiny_spec(**changes), sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("campaign")
+    path = write_spec(folder)
+    result = run_experiment(path, progress=False, command="pytest campaign")
+    return path, result
+
+
+# ---------------------------------------------------------------------------- records
+def test_every_run_writes_one_record(campaign):
+    path, result = campaign
+    out = path.parent / "out"
+    expected = [f"default/{arm}/seed{s}" for s in (0, 1) for arm in ("constyle", "general")]
+    assert result.ran == expected and not result.skipped and not result.not_started
+    records = load_records(out)
+    assert sorted((r["run"]["arm"], r["run"]["seed"]) for r in records) == \
+        sorted((a, s) for a in ("constyle", "general") for s in (0, 1))
+    for r in records:
+        assert r["config"]["seed"] == r["run"]["seed"]
+        assert r["config"]["model"]["name"] == \
+            {"constyle": "constyle_nafnet", "general": "general_nafnet"}[r["run"]["arm"]]
+        assert r["images"] == ["chelsea", "motorcycle_left"]
+        for weights in ("ema", "raw"):
+            for key in ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y"):
+                assert len(r["metrics"][weights][key]) == 2
+        assert r["loss_curves"]["step"] == [1, 2, 3]
+        assert r["timing"]["steps_timed"] == 3
+        prov = r["provenance"]
+        assert prov["command"] == "pytest campaign" and len(prov["package_sha256"]) == 64
+        assert prov["torch"] == torch.__version__ and prov["device"] == "cpu"
+    # the ConStyle arm records codes, the general network has none to record
+    by_arm = {r["run"]["arm"]: r for r in records}
+    assert len(by_arm["constyle"]["codes"]["codes"]) == 2 and by_arm["general"]["codes"] is None
+    # seeds change the run: different initialisation and data order
+    s0, s1 = (next(r for r in records if r["run"] == {"task": "default", "arm": "constyle",
+                                                       "seed": s}) for s in (0, 1))
+    assert s0["metrics"]["raw"]["psnr_rgb"] != s1["metrics"]["raw"]["psnr_rgb"]
+
+
+@pytest.mark.parametrize("weights", ["ema", "raw"])
+def test_record_metrics_match_the_checkpoint(campaign, weights):
+    """Independent recomputation: the run's checkpoint, a plain forward, metrics.psnr/ssim."""
+    path, _ = campaign
+    out = path.parent / "out"
+    record = json.loads((out / "default/constyle/seed1.json").read_text())
+    model, _ = load_model(weights=out / "runs/default/constyle/seed1/last.pt", variant=weights)
+    data = build_dataset("minibench", split="test", **TEST_SET["kwargs"])
+    for i, item in enumerate(data):
+        with torch.no_grad():
+            restored = model(item["lq"][None])[0].clamp(0, 1)
+        assert record["metrics"][weights]["psnr_rgb"][i] == pytest.approx(
+            psnr(restored, item["gt"]), abs=1e-6)
+        assert record["metrics"][weights]["ssim_y"][i] == pytest.approx(
+            ssim(restored, item["gt"], y_channel=True), abs=1e-6)
+
+
+def test_finished_runs_are_skipped_and_a_lost_record_is_rebuilt(campaign):
+    path, _ = campaign
+    out = path.parent / "out"
+    lost = out / "default/general/seed0.json"
+    before = json.loads(lost.read_text())
+    kept = {p: p.stat().st_mtime_ns for p in out.glob("default/*/seed*.json") if p != lost}
+    lost.unlink()
+    result = run_experiment(path, progress=False)
+    assert result.ran == ["default/general/seed0"] and len(result.skipped) == 3
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    after = json.loads(lost.read_text())
+    # training had finished: the checkpoint is at the last step, nothing retrains
+    assert after["timing"]["resumed_from_step"] == 3 and after["timing"]["steps_timed"] == 0
+    assert after["metrics"] == before["metrics"]
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path, campaign):
+    """A run stopped after 2 of 3 steps (as a kill after a checkpoint leaves it) finishes
+    from step 2 and ends with the same numbers as the uninterrupted campaign."""
+    path = write_spec(tmp_path, seeds=[1])
+    spec = load_spec(path)
+    key = run_keys(spec, only="constyle")[0]
+    trainer = Trainer(run_config(spec, key))
+    trainer.fit(stop_at=2)
+    trainer.close()
+    assert [(str(r.key), r.status, r.step) for r in plan(spec, only="constyle")] == \
+        [("default/constyle/seed1", "partial", 2)]
+    run_experiment(path, only=["constyle"], progress=False)
+    record = json.loads((tmp_path / "out/default/constyle/seed1.json").read_text())
+    reference = json.loads((campaign[0].parent / "out/default/constyle/seed1.json").read_text())
+    assert record["timing"]["resumed_from_step"] == 2 and record["timing"]["steps_timed"] == 1
+    assert record["metrics"] == reference["metrics"]
+    assert record["loss_curves"] == reference["loss_curves"]
+    assert not (tmp_path / "out/default/general").exists()  # --only kept the other arm out
+
+
+def test_budget_stops_before_a_new_run(tmp_path):
+    path = write_spec(tmp_path, budget_minutes=1e-9)
+    with pytest.warns(UserWarning, match="over the budget"):
+        result = run_experiment(path, progress=False)
+    assert result.ran == [] and len(result.not_started) == 4
+    assert not list((tmp_path / "out").glob("default/*/*.json"))
+
+
+# ---------------------------------------------------------------------------- spec
+@pytest.mark.parametrize("changes, message", [
+    ({"arms": {"a": {"overides": []}}}, "arms.a.overides"),
+    ({"test": None}, "no test set"),
+    ({"seeds": [1, 1]}, "distinct"),
+    ({"arms": {"a b": {}}}, "arm name"),
+    ({"tasks": {"runs": {}}}, "runs"),
+    ({"protocol": "matlab"}, "protocol"),
+    ({"budget_minutes": 0}, "budget_minutes"),
+    ({"colour": 1}, "unknown key 'colour'"),
+])
+def test_bad_spec_names_file_and_key(tmp_path, changes, message):
+    path = write_spec(tmp_path, **changes)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_spec(path)
+    assert str(path) in str(err.value)
+
+
+def test_bad_override_fails_before_any_training(tmp_path):
+    path = write_spec(tmp_path, arms={"a": {}, "b": {"overrides": ["optim.lrr=1"]}})
+    with pytest.raises(ConfigError, match="optim.lrr"):
+        run_experiment(path, progress=False)
+    assert not (tmp_path / "out" / "runs" / "default").exists()
+
+
+def test_a_fixed_training_seed_is_refused(tmp_path):
+    path = write_spec(tmp_path, overrides=[*tiny_spec()["overrides"], "data.train.kwargs.seed=4"])
+    with pytest.raises(ConfigError, match="own seed"):
+        plan(load_spec(path))
+
+
+def test_tasks_order_and_paths(tmp_path):
+    path = write_spec(tmp_path, tasks={
+        "denoise25": {"description": "sigma 25"},
+        "derain": {"overrides": ["data.train.kwargs.task=derain"],
+                   "test": {"kind": "minibench", "kwargs": {"task": "derain"}}}})
+    spec = load_spec(path)
+    keys = run_keys(spec)
+    assert [str(k) for k in keys[:2]] == ["denoise25/constyle/seed0", "denoise25/general/seed0"]
+    assert len(keys) == 8
+    derain = next(k for k in keys if k.task == "derain" and k.arm == "general")
+    cfg = run_config(spec, derain)
+    assert cfg.data.train.kwargs["task"] == "derain" and cfg.model.name == "general_nafnet"
+    assert Path(cfg.out_dir) == tmp_path / "out" / "runs" / "derain" / "general" / f"seed{derain.seed}"
+    assert spec.test_set("derain").kwargs == {"task": "derain"}
+    assert spec.test_set("denoise25").kwargs == TEST_SET["kwargs"]
+
+
+# ---------------------------------------------------------------------------- pieces
+def test_loss_curves_subsample_evenly(tmp_path):
+    path = tmp_path / "train.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "epoch", "lr", "loss", "pixel", "infonce", "seconds"])
+        for s in range(1, 1001):
+            w.writerow([s, 0, 1e-3, 1.0 / s, 0.5 / s, "" if s > 10 else 0.1, s / 10])
+    curves = loss_curves(path, max_points=200)
+    assert len(curves["step"]) == 200 and curves["step"][0] == 1 and curves["step"][-1] == 1000
+    gaps = {b - a for a, b in zip(curves["step"], curves["step"][1:])}
+    assert gaps <= {5, 6}
+    assert curves["loss"][-1] == pytest.approx(1e-3) and curves["infonce"][-1] is None
+    assert "seconds" not in curves and "epoch" not in curves
+
+
+def test_write_record_is_atomic_and_json_safe(tmp_path):
+    path = write_record({"run": {}, "metrics": {"x": [float("inf"), 1.5]}}, tmp_path / "a/r.json")
+    assert json.loads(path.read_text())["metrics"]["x"] == ["inf", 1.5]
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+def test_cli_dry_run_lists_runs(tmp_path, capsys):
+    path = write_spec(tmp_path)
+    assert main(["experiment", str(path), "--dry-run", "--only", "general"]) == 0
+    out = capsys.readouterr().out
+    assert "default/general/seed0" in out and "default/general/seed1" in out
+    assert "constyle/seed" not in out and "todo" in out
+    assert not (tmp_path / "out").exists()
+    assert main(["experiment", str(path), "--only", "nope"]) == 1
+    assert "unknown arm" in capsys.readouterr().err
