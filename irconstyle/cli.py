@@ -1,4 +1,4 @@
-"""The command line: ``irconstyle train | evaluate | restore | models`` (also
+"""The command line: ``irconstyle train | evaluate | restore | models | experiment`` (also
 ``python -m irconstyle``).
 
 Only argument parsing and printing live here; every action is a package function
@@ -12,6 +12,7 @@ stderr, never a traceback; ``--debug`` re-raises instead.  Usage errors exit wit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -150,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_inference_args(p)
 
+    p = sub.add_parser("experiment", parents=[common],
+                       help="run an experiment file (arms x seeds), one JSON record per run",
+                       description="Train and score every (task, arm, seed) of an experiment "
+                                   "file (irconstyle.experiments.run_experiment); finished runs "
+                                   "(their record exists) are skipped, an interrupted one resumes "
+                                   "from its checkpoint.")
+    p.add_argument("file", metavar="FILE", help="experiment YAML file")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate every run's config and print the plan; train nothing")
+    p.add_argument("--only", metavar="ARM", action="append", default=None,
+                   help="run only this arm (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     p = sub.add_parser("models", parents=[common],
                        help="list the models with parameter counts and MACs",
                        description="The model table (irconstyle.summary.model_table).")
@@ -281,6 +295,19 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .experiments import run_experiment
+
+    words = [PROG, "experiment", args.file, *(w for a in args.only or () for w in ("--only", a))]
+    result = run_experiment(args.file, only=args.only, progress=not args.no_progress,
+                            dry_run=args.dry_run, command=shlex.join(words))
+    if not args.dry_run:
+        print(json.dumps(dataclasses.asdict(result), indent=2))
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     try:
         from .summary import model_table
@@ -314,7 +341,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "restore": _cmd_restore,
-             "models": _cmd_models}
+             "models": _cmd_models, "experiment": _cmd_experiment}
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
