@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate every run's config and print the plan; train nothing")
     p.add_argument("--only", metavar="ARM", action="append", default=None,
                    help="run only this arm (repeatable)")
+    p.add_argument("--jobs", metavar="N", type=_positive_int, default=1,
+                   help="train N runs at once in worker processes, each with cpu_count/N "
+                        "torch threads (default: 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = sub.add_parser("models", parents=[common],
@@ -300,9 +303,10 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
     from .experiments import run_experiment
 
-    words = [PROG, "experiment", args.file, *(w for a in args.only or () for w in ("--only", a))]
+    words = [PROG, "experiment", args.file, *(w for a in args.only or () for w in ("--only", a)),
+             *(["--jobs", str(args.jobs)] if args.jobs > 1 else [])]
     result = run_experiment(args.file, only=args.only, progress=not args.no_progress,
-                            dry_run=args.dry_run, command=shlex.join(words))
+                            dry_run=args.dry_run, command=shlex.join(words), jobs=args.jobs)
     if not args.dry_run:
         print(json.dumps(dataclasses.asdict(result), indent=2))
     return 0

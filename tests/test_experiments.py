@@ -229,3 +229,15 @@ def test_cli_dry_run_lists_runs(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     assert main(["experiment", str(path), "--only", "nope"]) == 1
     assert "unknown arm" in capsys.readouterr().err
+
+
+def test_parallel_jobs_write_the_same_records(tmp_path, campaign):
+    path = write_spec(tmp_path, seeds=[1])
+    result = run_experiment(path, progress=False, jobs=2)
+    assert sorted(result.ran) == ["default/constyle/seed1", "default/general/seed1"]
+    for arm in ("constyle", "general"):
+        ours = json.loads((tmp_path / f"out/default/{arm}/seed1.json").read_text())
+        ref = json.loads((campaign[0].parent / f"out/default/{arm}/seed1.json").read_text())
+        for weights in ("ema", "raw"):
+            assert ours["metrics"][weights]["psnr_rgb"] == pytest.approx(
+                ref["metrics"][weights]["psnr_rgb"], abs=1e-3)

@@ -14,9 +14,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import multiprocessing
+import os
 import sys
 import time
 import warnings
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,6 +172,37 @@ def run_one(spec: ExperimentSpec, key: RunKey, cfg: TrainConfig, *, command: str
     return record
 
 
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _run_in_worker(spec: ExperimentSpec, key: RunKey, cfg: TrainConfig, command: str) -> RunKey:
+    run_one(spec, key, cfg, command=command, progress=False)
+    return key
+
+
+def _run_parallel(spec: ExperimentSpec, queue: list[PlannedRun], jobs: int, command: str,
+                  may_start, finished) -> None:
+    """Keep ``jobs`` runs in flight in spawned worker processes (fresh interpreters: no
+    inherited threads or CUDA state); a failed run stops new starts and is re-raised
+    after the runs in flight have finished and written their records."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        pending = {}
+        while True:
+            while len(pending) < jobs and may_start():
+                r = queue.pop(0)
+                pending[pool.submit(_run_in_worker, spec, r.key, r.config, command)] = r
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                pending.pop(future)
+                finished(future.result())
+
+
 def _ignore_checkpoints(out_dir: Path) -> None:
     """Training folders hold checkpoints, never meant for git: a ``.gitignore`` there."""
     runs = out_dir / "runs"
@@ -180,14 +214,19 @@ def _ignore_checkpoints(out_dir: Path) -> None:
 
 def run_experiment(spec_or_path: ExperimentSpec | str | Path, *,
                    only: str | list[str] | None = None, progress: bool = True,
-                   dry_run: bool = False, command: str | None = None) -> ExperimentResult:
+                   dry_run: bool = False, command: str | None = None,
+                   jobs: int = 1) -> ExperimentResult:
     """Run every unfinished run of an experiment in the fixed order of
     :func:`~irconstyle.experiments.spec.run_keys` (``only``: these arms).
 
     ``dry_run`` prints the plan and trains nothing.  With ``budget_minutes``, no new
     run starts once that much time has passed in this call (a warning names the runs
     left; calling again continues).  ``command`` is recorded as provenance (default:
-    ``sys.argv``)."""
+    ``sys.argv``).  ``jobs > 1`` trains that many runs at once in worker processes, each
+    with ``cpu_count // jobs`` torch threads (CPU campaigns of small models; records are
+    then written in completion order, each still atomically)."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     spec = spec_or_path if isinstance(spec_or_path, ExperimentSpec) else load_spec(spec_or_path)
     command = command if command is not None else " ".join(sys.argv)
     runs = plan(spec, only)
@@ -201,24 +240,35 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path, *,
         return result
     _ignore_checkpoints(spec.out_path)
     started = time.monotonic()
-    todo = [r for r in runs if r.status != "done"]
+    queue = [r for r in runs if r.status != "done"]
     result.skipped = [str(r.key) for r in runs if r.status == "done"]
     bar = tqdm(total=len(runs), initial=len(result.skipped), desc=f"{spec.name} runs",
                disable=not progress, dynamic_ncols=True)
+
+    def may_start() -> bool:
+        elapsed = time.monotonic() - started
+        if spec.budget_minutes is None or elapsed <= 60 * spec.budget_minutes or not queue:
+            return bool(queue)
+        result.not_started = [str(x.key) for x in queue]
+        queue.clear()
+        warnings.warn(f"experiment {spec.name}: {elapsed / 60:.1f} min elapsed, over the budget "
+                      f"of {spec.budget_minutes} min; not started: "
+                      f"{', '.join(result.not_started)} (run again to continue)", stacklevel=3)
+        return False
+
+    def finished(key: RunKey) -> None:
+        result.ran.append(str(key))
+        bar.update(1)
+
     try:
-        for i, r in enumerate(todo):
-            elapsed = time.monotonic() - started
-            if spec.budget_minutes is not None and elapsed > 60 * spec.budget_minutes:
-                result.not_started = [str(x.key) for x in todo[i:]]
-                warnings.warn(f"experiment {spec.name}: {elapsed / 60:.1f} min elapsed, over the "
-                              f"budget of {spec.budget_minutes} min; not started: "
-                              f"{', '.join(result.not_started)} (run again to continue)",
-                              stacklevel=2)
-                break
-            bar.set_postfix_str(str(r.key))
-            run_one(spec, r.key, r.config, command=command, progress=progress)
-            result.ran.append(str(r.key))
-            bar.update(1)
+        if jobs == 1:
+            while may_start():
+                r = queue.pop(0)
+                bar.set_postfix_str(str(r.key))
+                run_one(spec, r.key, r.config, command=command, progress=progress)
+                finished(r.key)
+        else:
+            _run_parallel(spec, queue, jobs, command, may_start, finished)
     finally:
         bar.close()
     result.seconds = time.monotonic() - started

@@ -9,6 +9,26 @@ in the first second, not after hours of training.
 
 Relative paths (``base`` when it is a file, ``out_dir``) are read from the experiment
 file's folder, so the CLI and a notebook started elsewhere write to the same place.
+
+    name: cpu_constyle_vs_general
+    base: smoke/constyle_nafnet            # preset name or YAML path
+    overrides: [total_iters=600, num_workers=0, data.val=null]
+    arms:
+      constyle_nafnet: {description: "ConStyle-NAFNet"}
+      general_nafnet:
+        description: "ConStyle removed, topology kept: isolates ConStyle"
+        overrides: [model.name=general_nafnet]
+    seeds: [0, 1, 2]                       # fixed before anything runs
+    tasks:                                 # optional; none = one task "default"
+      denoise25: {overrides: ["data.train.kwargs.task=denoise"]}
+      derain:
+        overrides: ["data.train.kwargs={task: derain, patch_size: 64, repeats: 128}"]
+        test: {kind: minibench, kwargs: {task: derain}}
+    test: {kind: minibench, kwargs: {task: denoise, sigma: 25}}   # split is always "test"
+    budget_minutes: 90
+    out_dir: ../results/cpu_campaign
+    save_codes: false
+    protocol: basicsr
 """
 from __future__ import annotations
 
