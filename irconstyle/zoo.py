@@ -1,6 +1,9 @@
 """``build_model(name, **overrides)``: the one explicit table of model names.
 
-No folder scanning: adding a model means adding a line here.  Every entry is a
+No folder scanning: adding a model means adding a line here.  ``constyle_*_ablated``
+is the control that keeps the ConStyle network's topology and replaces ConStyle's
+encoder by learned constants; ``general_*`` is the release's general network, which
+differs from it in more than ConStyle (see :mod:`irconstyle.nets.unet`).  Every entry is a
 constructor taking keyword arguments whose names match the YAML config keys.
 """
 from __future__ import annotations
@@ -13,6 +16,7 @@ from .nets.maxim import MAXIM, constyle_maxim
 from .nets.nafnet import NAFNet, constyle_nafnet
 from .nets.plain import constyle_plain
 from .nets.restormer import Restormer, constyle_restormer
+from .nets.unet import ablate_constyle
 
 __all__ = ["MODELS", "build_model", "model_names", "NAFNET_PRESETS"]
 
@@ -33,17 +37,33 @@ def _preset(factory: Callable[..., nn.Module], preset: dict) -> Callable[..., nn
     return lambda **kw: factory(**{**preset, **kw})
 
 
+def _ablated(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """The ConStyle network with ConStyle's encoder replaced by learned constants
+    (:func:`irconstyle.nets.unet.ablate_constyle`); built without the training memory,
+    which the ablation drops anyway."""
+    def build(**kw) -> nn.Module:
+        if kw.get("use_constyle") is False:
+            raise ValueError("an ablated model is built from the ConStyle network; "
+                             "use_constyle=False is the general network (general_*)")
+        return ablate_constyle(factory(**{**kw, "constyle_train": False}))
+    return build
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "constyle_nafnet": constyle_nafnet,
+    "constyle_nafnet_ablated": _ablated(constyle_nafnet),
     "general_nafnet": _preset(constyle_nafnet, dict(use_constyle=False)),
     "nafnet": NAFNet,
     **{name: _preset(NAFNet, p) for name, p in NAFNET_PRESETS.items()},
     "constyle_restormer": constyle_restormer,
+    "constyle_restormer_ablated": _ablated(constyle_restormer),
     "general_restormer": _preset(constyle_restormer, dict(use_constyle=False)),
     "restormer": Restormer,
     "constyle_plain": constyle_plain,
+    "constyle_plain_ablated": _ablated(constyle_plain),
     "plain": _preset(constyle_plain, dict(use_constyle=False)),
     "constyle_maxim": constyle_maxim,
+    "constyle_maxim_ablated": _ablated(constyle_maxim),
     "general_maxim": _preset(constyle_maxim, dict(use_constyle=False)),
     "maxim": MAXIM,
 }

@@ -11,8 +11,8 @@ import torch
 from irconstyle import model_names
 from irconstyle.train import (ConfigError, Trainer, TrainConfig, list_presets, load_config,
                               resolve_config, scale_recipe)
-from irconstyle.train.config import DataSplits, config_from_yaml_text, config_to_yaml
-from irconstyle.train.recipe import CONSTANT_FRACTION, CONSTYLE_FRACTION
+from irconstyle.train.config import DataConfig, DataSplits, config_from_yaml_text, config_to_yaml
+from irconstyle.train.recipe import task_of
 from irconstyle.train.schedule import cyclic_cosine_lr
 from test_trainer import SynthPairs, tiny_config
 
@@ -79,40 +79,102 @@ def test_release_recipe_lr_values():
 
 
 # ---------------------------------------------------------------------------- short presets
+# Hand-computed for 300 steps of batch 8, the size of every short preset (all denoising):
+# never frozen (the release's denoise rule); K = 300 * 8 / 5 = 480, a multiple of 8;
+# memory 300 / 20 = 15 steps, so decay 1 - 1/15; constant lr for
+# round(300 * 243312 / 703632) = round(103.74) = 104 steps.
+SHORT_PRESET = dict(queue_size=480, constyle_iters=None, periods=[104, 196])
+
+
 @pytest.mark.parametrize("name", [p for p in list_presets() if not p.startswith("release/")])
 def test_short_presets_use_the_scaled_recipe(name):
     raw = load_config(name)
-    assert raw.recipe == "scaled" and raw.total_iters <= 500
+    assert raw.recipe == "scaled" and (raw.total_iters, raw.batch_size) == (300, 8)
+    assert task_of(raw) == "denoise"
     cfg = resolve_config(raw)
-    r = scale_recipe(raw.total_iters, raw.batch_size)
-    assert cfg.constyle.queue_size == r.queue_size and cfg.constyle.momentum == r.momentum
-    assert cfg.ema.decay == r.ema_decay and cfg.constyle_iters == r.constyle_iters
-    assert cfg.schedule.periods == list(r.periods)
+    got = dict(queue_size=cfg.constyle.queue_size, constyle_iters=cfg.constyle_iters,
+               periods=cfg.schedule.periods)
+    assert got == SHORT_PRESET
+    assert cfg.constyle.momentum == cfg.ema.decay == pytest.approx(1 - 1 / 15, rel=1e-12)
     assert resolve_config(cfg) == cfg  # idempotent (a checkpoint's config resolves to itself)
 
 
-@pytest.mark.parametrize("steps,batch,world,freeze", [
-    (300, 8, 1, True), (300, 8, 1, False), (2000, 16, 1, True), (20000, 16, 1, True),
-    (20000, 16, 4, False), (50, 2, 1, True), (10**6, 16, 1, True)])
-def test_scale_recipe_properties(steps, batch, world, freeze):
+# (steps, batch, world, freeze) -> (queue, decay, constyle_iters, periods), each worked by
+# hand from the rules in recipe.py's docstring:
+#   constyle_iters = round(steps * 250000 / 703632) when frozen, else None (never);
+#   K = floor(B_total * active / 5) rounded down to a multiple of B_total, within
+#       [2 B_total, 65760], active = constyle_iters or steps;
+#   decay = min(0.999, 1 - 1 / max(steps / 20, 2)); constant = round(steps * 243312 / 703632).
+SCALED_CASES = {
+    # 106.59 -> 107 active; 8 * 107 / 5 = 171.2 -> 168; memory 15; 103.74 -> 104
+    (300, 8, 1, True): (168, 1 - 1 / 15, 107, (104, 196)),
+    # never frozen: 8 * 300 / 5 = 480
+    (300, 8, 1, False): (480, 1 - 1 / 15, None, (104, 196)),
+    # 710.60 -> 711; 16 * 711 / 5 = 2275.2 -> 2272; memory 100 -> 0.99; 691.59 -> 692
+    (2000, 16, 1, True): (2272, 0.99, 711, (692, 1308)),
+    # 4 x 16 = 64 per step; 64 * 20000 / 5 = 256000 capped at 65760 = 1027.5 x 64 -> 65728;
+    # memory 1000 -> 0.999; 6915.89 -> 6916
+    (20000, 16, 4, False): (65728, 0.999, None, (6916, 13084)),
+    # 17.76 -> 18; 2 * 18 / 5 = 7.2 -> 6; memory max(2.5, 2) -> 1 - 1/2.5 = 0.6; 17.29 -> 17
+    (50, 2, 1, True): (6, 0.6, 18, (17, 33)),
+    # 7.11 -> 7; 8 * 7 / 5 = 11.2 -> 8, raised to two batches = 16; memory max(1, 2) -> 0.5
+    (20, 8, 1, True): (16, 0.5, 7, (7, 13)),
+    # 355299.36 -> 355299; the release's K (65760 = 4110 x 16); memory capped at 0.999;
+    # 345794.39 -> 345794
+    (10**6, 16, 1, True): (65760, 0.999, 355299, (345794, 654206)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCALED_CASES, key=str))
+def test_scale_recipe_hand_computed(case):
+    steps, batch, world, freeze = case
+    queue, decay, constyle_iters, periods = SCALED_CASES[case]
     r = scale_recipe(steps, batch, world_size=world, freeze=freeze)
-    total_batch = batch * world
-    active = r.constyle_iters if freeze else steps
-    if freeze:
-        assert r.constyle_iters == max(1, round(CONSTYLE_FRACTION * steps))
-    else:
-        assert r.constyle_iters is None
-    assert r.queue_size % total_batch == 0 and r.queue_size <= 65760
-    assert r.queue_size >= 2 * total_batch
-    if 2 * total_batch * 5 <= total_batch * active:  # room for 5 refills of 2 batches
-        assert r.queue_size * 5 <= total_batch * active, "the queue is refilled >= 5 times"
-    fill_steps = r.queue_size // total_batch
-    assert fill_steps <= max(steps // 2, 2), "every queue column is real before the midpoint"
-    memory = max(steps / 20, 2)
-    assert r.momentum == pytest.approx(min(0.999, 1 - 1 / memory))
-    assert r.ema_decay == r.momentum
-    assert sum(r.periods) == steps and r.periods[0] == max(1, round(CONSTANT_FRACTION * steps))
+    assert r.queue_size == queue and r.constyle_iters == constyle_iters and r.periods == periods
+    assert r.momentum == pytest.approx(decay, rel=1e-12)
+    assert r.ema_decay == pytest.approx(decay, rel=1e-12)
     assert r.eta_mins == (3e-4, 1e-6)
+
+
+def test_release_refill_and_memory_ratios_of_the_docstring():
+    """The ratios recipe.py's docstring says the scaled recipe cannot keep, from the
+    release's numbers (iterations x batch / K, and iterations / memory 1 / (1 - 0.999))."""
+    import irconstyle.train.recipe as recipe
+    doc = recipe.__doc__
+    assert f"{703632 * 16 / 65760:.1f}" == "171.2" and "171.2" in doc
+    assert f"{250000 * 16 / 65760:.1f}" == "60.8" and "60.8" in doc
+    assert round(703632 * (1 - 0.999)) == 704 and "steps/704" in doc
+
+
+def _scaled(task=None, data_kind="minibench", data_kwargs=None, **changes):
+    data = DataSplits(train=DataConfig(kind=data_kind, kwargs=data_kwargs or {}), val=None)
+    return TrainConfig(recipe="scaled", task=task, data=data, total_iters=300, batch_size=8,
+                       **changes)
+
+
+@pytest.mark.parametrize("task,frozen_at", [("denoise", None), ("deblur", 107), ("derain", 107),
+                                             ("dehaze", 107)])
+def test_scaled_recipe_follows_the_release_task_rule(task, frozen_at):
+    """The release never freezes ConStyle in denoising (ConStyle_iter 999999) and freezes
+    it after 250000 of 703632 iterations (300 steps: 106.59 -> 107) otherwise."""
+    by_field = resolve_config(_scaled(task=task, data_kind="paired"))
+    by_data = resolve_config(_scaled(data_kwargs={"task": task}))
+    assert by_field.constyle_iters == by_data.constyle_iters == frozen_at
+    assert by_field.constyle.queue_size == (480 if frozen_at is None else 168)
+
+
+def test_task_comes_from_the_data_kind_or_is_asked_for():
+    assert task_of(_scaled(data_kind="denoise")) == "denoise"
+    assert task_of(_scaled(data_kind="dehaze")) == "dehaze"
+    assert task_of(_scaled(data_kind="paired")) is None  # GoPro or Rain14000: cannot tell
+    with pytest.raises(ConfigError, match="needs the task.*set task: denoise"):
+        resolve_config(_scaled(data_kind="paired"))
+    with pytest.raises(ConfigError, match="task: derain but the training data.*denoise"):
+        task_of(_scaled(task="derain", data_kind="denoise"))
+    # an explicit constyle_iters needs no task, and >= total_iters means never
+    assert resolve_config(_scaled(data_kind="paired", constyle_iters=50)).constyle_iters == 50
+    never = resolve_config(_scaled(data_kind="paired", constyle_iters=999999))
+    assert never.constyle.queue_size == 480
 
 
 def test_scaled_run_fills_the_queue_early_and_has_the_recipe_lr_shape(tmp_path, monkeypatch):
@@ -137,10 +199,12 @@ def test_scaled_run_fills_the_queue_early_and_has_the_recipe_lr_shape(tmp_path, 
     assert not torch.isclose(cs.queue, initial).all(dim=0).any()
     assert set(result["metrics"]) == {"raw/psnr", "raw/psnr_y", "ema/psnr", "ema/psnr_y"}
     trainer.fit()
-    assert max(written) == trainer.cfg.constyle_iters  # nothing enqueued after the freeze
+    # deblur freezes after round(60 * 250000 / 703632) = round(21.32) = 21 steps, and
+    # nothing is enqueued after the freeze
+    assert trainer.cfg.constyle_iters == 21 and max(written) == 21
     lrs = [float(r.split(",")[2]) for r in (tmp_path / "train.csv").read_text().splitlines()[1:]]
     constant = trainer.cfg.schedule.periods[0]
-    assert constant == round(CONSTANT_FRACTION * steps) and len(lrs) == steps
+    assert constant == 21 and len(lrs) == steps  # round(60 * 243312 / 703632) = round(20.75)
     assert lrs == pytest.approx([cyclic_cosine_lr(t, base_lr=3e-4, periods=trainer.cfg.schedule.periods,
                                                   eta_mins=[3e-4, 1e-6]) for t in range(1, steps + 1)])
     assert all(lr == pytest.approx(3e-4) for lr in lrs[:constant])

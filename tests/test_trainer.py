@@ -40,9 +40,11 @@ class SynthPairs(Dataset):
 
 
 def tiny_config(out_dir: Path | str, **changes) -> TrainConfig:
-    """A tiny ConStyle-NAFNet run on CPU with the scaled recipe; ``changes`` replace fields."""
+    """A tiny ConStyle-NAFNet run on CPU with the scaled recipe; ``changes`` replace fields.
+    The task is one the release freezes ConStyle in, so the scaled switch (35.5%) is
+    exercised (the synthetic pairs themselves are noisy)."""
     cfg = TrainConfig(
-        recipe="scaled",
+        recipe="scaled", task="deblur",
         model=ModelConfig(name="constyle_nafnet", kwargs=dict(TINY_NAFNET)),
         data=DataSplits(val=None),
         total_iters=12, batch_size=2, num_workers=0, seed=3,
@@ -294,3 +296,99 @@ def test_exported_weights_leave_out_the_training_memory(tmp_path):
     assert not any(k.startswith("constyle.encoder_k.") or k in ("constyle.queue", "constyle.queue_ptr")
                    for k in keys)
     assert any(k.startswith("constyle.encoder_q.") for k in keys)
+
+
+# ---------------------------------------------------------------------------- freeze modes
+def _probe_code(encoder: torch.nn.Module, lq: torch.Tensor) -> torch.Tensor:
+    """The code of ``lq`` in the encoder's current modes, on a copy (so a BatchNorm in
+    train mode does not update the trainer's running statistics)."""
+    import copy
+    with torch.no_grad():
+        return copy.deepcopy(encoder)(lq).code
+
+
+@pytest.mark.parametrize("mode", ["full", "release"])
+def test_freeze_mode_decides_the_batchnorm_statistics_after_the_switch(tmp_path, mode):
+    """``freeze_mode: release`` keeps the encoder's BatchNorm1d in train mode after the
+    switch (batch statistics, running statistics still moving), as the release; ``full``
+    uses the running statistics, so the code jumps at the switch.  Measured here: the
+    relative change of a probe batch's code across the switch."""
+    cfg = tiny_config(tmp_path, constyle_iters=6, total_iters=9, batch_size=4, freeze_mode=mode)
+    tr = Trainer(cfg, train_set=SynthPairs(), val_set=SynthPairs(n=2, seed=5))
+    enc = tr.model.constyle.encoder_q
+    bns = [m for m in enc.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(bns) == 2
+    probe = torch.stack([SynthPairs(n=4, seed=99)[i]["lq"] for i in range(4)])
+    tr.fit(stop_at=6)
+    assert all(bn.training for bn in bns)
+    before = _probe_code(enc, probe)  # batch statistics, the last step's weights
+    tr.fit(stop_at=7)  # the switch, then one step
+    assert tr.frozen and not enc.stage1.training  # the convolutions are frozen either way
+    stats = [bn.running_mean.clone() for bn in bns]
+    tr.validate()  # eval and back: the modes must survive it
+    tr.fit(stop_at=9)
+    after = _probe_code(enc, probe)
+    moved = (after - before).norm() / before.norm()
+    release = mode == "release"
+    assert all(bn.training == release for bn in bns)
+    assert all(torch.equal(a, bn.running_mean) != release for a, bn in zip(stats, bns))
+    assert all(p.grad is None and not p.requires_grad for p in enc.parameters())
+    if release:
+        assert moved == 0, "release mode: the same weights and batch statistics give the same code"
+    else:
+        with torch.no_grad():
+            running = copy_eval(enc)(probe).code
+        torch.testing.assert_close(after, running)  # full mode reads the running statistics
+        assert moved > 0.05, f"the code moved by {moved:.3f} only"
+    print(f"freeze_mode={mode}: code moved by {float(moved):.4f} (relative) at the switch")
+
+
+def copy_eval(module: torch.nn.Module) -> torch.nn.Module:
+    import copy
+    return copy.deepcopy(module).eval()
+
+
+# ---------------------------------------------------------------------------- control arms
+def test_ablated_control_trains_with_l1_only(tmp_path):
+    """Arm (c): the ConStyle network with ConStyle replaced by learned constants trains
+    as a plain network (L1 only, no freeze), constants included."""
+    cfg = tiny_config(tmp_path, model=ModelConfig(name="constyle_nafnet_ablated",
+                                                  kwargs=dict(TINY_NAFNET)), total_iters=3)
+    tr = Trainer(cfg, train_set=SynthPairs())
+    assert tr.constyle is None and tr.constyle_group is None
+    assert not any(k.startswith("constyle.") for k in tr.model.state_dict())
+    code = tr.model.style.code.detach().clone()
+    tr.fit()
+    assert not torch.equal(tr.model.style.code, code), "the learned code did not train"
+    rows = [r.split(",") for r in (tmp_path / "train.csv").read_text().splitlines()[1:]]
+    assert len(rows) == 3 and not any(r[5] or r[6] or r[7] for r in rows)  # no ConStyle losses
+    assert all(float(r[3]) == pytest.approx(float(r[4])) for r in rows)  # loss == pixel
+
+
+@pytest.mark.parametrize("memory", [True, False])
+def test_constyle_losses_off_train_the_encoder_through_l1(tmp_path, memory):
+    """Arm (b): loss weights 0 for InfoNCE, content and style.  The encoder then learns
+    from L1 through the injection alone, so the momentum encoder and queue may be absent
+    (``constyle_train: false``); the loss is L1 exactly."""
+    from irconstyle.losses import LossWeights
+    kwargs = dict(TINY_NAFNET) if memory else dict(TINY_NAFNET, constyle_train=False)
+    cfg = tiny_config(tmp_path, model=ModelConfig(name="constyle_nafnet", kwargs=kwargs),
+                      loss=LossWeights(infonce=0.0, content=0.0, style=0.0), total_iters=2,
+                      constyle_iters=2)
+    tr = Trainer(cfg, train_set=SynthPairs())
+    assert tr.constyle.has_memory == memory
+    before = {k: v.clone() for k, v in tr.model.constyle.encoder_q.state_dict().items()}
+    terms = tr.train_step(next(tr._batches()))
+    assert terms.infonce is None and terms.content is None and terms.style is None
+    assert terms.total.item() == terms.pixel.item()
+    q_grads = [p.grad for p in tr.model.constyle.encoder_q.parameters()]
+    assert all(g is not None for g in q_grads) and any(g.abs().sum() > 0 for g in q_grads)
+    after = tr.model.constyle.encoder_q.state_dict()
+    assert any(not torch.equal(after[k], v) for k, v in before.items() if v.is_floating_point())
+
+
+def test_constyle_train_false_with_its_losses_on_is_refused(tmp_path):
+    cfg = tiny_config(tmp_path, model=ModelConfig(
+        name="constyle_nafnet", kwargs=dict(TINY_NAFNET, constyle_train=False)))
+    with pytest.raises(ConfigError, match="loss.infonce, loss.content and loss.style to 0"):
+        Trainer(cfg, train_set=SynthPairs())

@@ -14,6 +14,24 @@ the block type (through the modules built by the backbone's builder), the
 affine-transform activation, the Finetune head, multi-scale inputs
 (``scale_inputs``), skip fusion such as MAXIM's cross-gating (``skip_fusion``) and
 the merges (concatenate + 1x1, or concatenate alone).
+
+Three networks come out of the template for every backbone (d = base width):
+
+* the **ConStyle network** (``constyle_*``): as drawn above;
+* the **ablated control** (``constyle_*_ablated``, :func:`ablate_constyle`): the same
+  network, every module and parameter name of the backbone and the injection kept, with
+  ConStyle's encoder replaced by :class:`ConstantStyle` (a learned code and learned
+  per-channel feature maps broadcast over space).  It isolates what the image-dependent
+  code and features contribute: same topology, same widths, same injection modules;
+* the **general network** (``general_*``, ``use_constyle=False``), which is *not* only
+  the ConStyle network minus ConStyle.  Measured on NAFNet, d = 48 (12,094,128 against
+  11,458,224 parameters for the ConStyle network without ConStyle and injection):
+  every DC gets an extra Conv1x1 n -> n+d in place of the AT concatenation (+4,608,
+  +13,824, +27,648 parameters); there is no injection, so no AT convs, no mlp and no
+  ``local_fusion``, and the bottleneck's 4d output goes straight to UC3, whose up
+  conv is 4d -> 16d instead of 3d -> 12d and whose 1x1 is 7d -> 4d instead of
+  6d -> 4d (1,391,616 against 801,792 parameters).  UC2, UC1, the blocks and Finetune
+  are the same.
 """
 from __future__ import annotations
 
@@ -31,6 +49,8 @@ __all__ = [
     "UpConcat",
     "RestorationUNet",
     "TrainOutput",
+    "ConstantStyle",
+    "ablate_constyle",
     "build_general_unet",
 ]
 
@@ -62,6 +82,35 @@ class ConStyleInjection(nn.Module):
     def fuse_code(self, x: Tensor, code: Tensor) -> Tensor:
         q = self.mlp(code)[:, :, None, None]
         return self.fusion(torch.cat([x, x * q], dim=1))
+
+
+class ConstantStyle(nn.Module):
+    """What ConStyle hands the injection, with the image taken out: a learned code
+    (``code_dim``) and one learned vector per feature map, broadcast over the map's
+    space (H/2, H/4, H/8 of the padded input) and over the batch.
+
+    The control of :func:`ablate_constyle`.  Learned constants rather than zeros: a zero
+    feature map makes the AT channels dead (LeakyReLU(W 0) = 0) and a zero code reduces
+    the fusion to a fixed bias, so zeros would handicap the control; constants let the
+    injected channels act as learned biases, which is all the injection can do without an
+    image-dependent signal.  Initialisation follows a fresh ConStyle's scale: its feature
+    maps are near zero at initialisation (std 0.03, 0.005, 0.001 measured on four 128x128
+    photos), so the vectors start at zero; its code spreads with std ~0.3, so the code
+    starts as N(0, 0.3^2).  352 parameters at the defaults instead of ConStyle's 1,190,832.
+    """
+
+    def __init__(self, *, code_dim: int = 128, feature_channels: Sequence[int] = (32, 64, 128)) -> None:
+        super().__init__()
+        self.code = nn.Parameter(torch.randn(code_dim) * 0.3)
+        self.features = nn.ParameterList(
+            [nn.Parameter(torch.zeros(c, 1, 1)) for c in feature_channels])
+
+    def forward(self, inp: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """(code (B, code_dim), feature maps (B, C_i, H / 2^(i+1), W / 2^(i+1)))."""
+        b, _, h, w = inp.shape
+        code = self.code.expand(b, -1)
+        maps = [f.expand(b, -1, h >> (i + 1), w >> (i + 1)) for i, f in enumerate(self.features)]
+        return code, maps
 
 
 class DownConcat(nn.Sequential):
@@ -112,16 +161,20 @@ class RestorationUNet(nn.Module):
                  downs: Sequence[nn.Module], bottleneck: nn.Module, ups: Sequence[nn.Module],
                  decoders: Sequence[nn.Module], finetune: nn.Module,
                  constyle: ConStyle | None = None, injection: ConStyleInjection | None = None,
+                 style: ConstantStyle | None = None,
                  scale_inputs: nn.Module | None = None, skip_fusion: nn.Module | None = None,
                  size_factor: int = 8, img_channel: int = 3) -> None:
         super().__init__()
-        if (constyle is None) != (injection is None):
-            raise ValueError("constyle and injection must be given together")
+        if constyle is not None and style is not None:
+            raise ValueError("give constyle or style (its ablated replacement), not both")
+        if (constyle is None and style is None) != (injection is None):
+            raise ValueError("an injection needs constyle or style, and they need an injection")
         if preprocess is None and scale_inputs is None:
             raise ValueError("preprocess=None needs scale_inputs (its first entry is the preprocessed image)")
         if not (len(encoders) == len(downs) == len(ups) == len(decoders)):
             raise ValueError("encoders, downs, ups and decoders must have one entry per level")
         self.constyle = constyle
+        self.style = style  # the ablated control's constants (see ablate_constyle)
         self.injection = injection
         self.scale_inputs = scale_inputs
         self.preprocess = preprocess
@@ -171,10 +224,32 @@ class RestorationUNet(nn.Module):
             gt_in = pad_to_multiple(gt, self.size_factor) if train_forward else None
             cs = self.constyle(inp, gt_in)
             out = self.restore(inp, cs.code, cs.features)
+        elif self.style is not None:
+            out = self.restore(inp, *self.style(inp))
         else:
             out = self.restore(inp)
         out = crop_to(out, h, w)
         return TrainOutput(out, cs) if gt is not None else out
+
+
+def ablate_constyle(model: RestorationUNet) -> RestorationUNet:
+    """The control: ``model`` with ConStyle's encoder (query and momentum encoders, queue)
+    replaced by a :class:`ConstantStyle` of the shapes the injection reads, everything
+    else (every backbone and injection module, every parameter name) kept.  The model has
+    no ``constyle`` any more, so a trainer treats it as a plain network (L1 only).
+
+    Built from a ConStyle network, so a seed gives the control the same backbone and
+    injection initialisation as the ConStyle network it controls.
+    """
+    if model.constyle is None or model.injection is None:
+        raise ValueError(f"ablate_constyle needs a network with ConStyle, got {type(model).__name__} "
+                         "without one")
+    feature_channels = [at[0].in_channels for at in model.injection.affine]
+    style = ConstantStyle(code_dim=model.injection.mlp[0].in_features,
+                          feature_channels=feature_channels)
+    model.constyle = None
+    model.style = style
+    return model
 
 
 def _stack(block: Callable[[int], nn.Module], n: int, channels: int) -> nn.Sequential:
@@ -195,11 +270,11 @@ def build_general_unet(*, block: Callable[[int], nn.Module], width: int = 48,
 
     With ConStyle the widths grow d, 2d, 3d, 4d (each level gains the d channels of an
     affine-transformed ConStyle feature map) and the decoder runs 4d, 3d, 2d.  Without
-    ConStyle the same template runs with plain concatenation-free downsampling: the
-    DC keeps n channels, so the widths are d, d, d, d ... which would starve the deep
-    levels; instead each level's width is kept as in the ConStyle variant by a 1x1 conv
-    taking the place of the affine-transform concatenation (same widths, same blocks,
-    so the two differ only by ConStyle).
+    ConStyle (``use_constyle=False``, the release's general network) each level keeps
+    those widths through a 1x1 conv n -> n+d after the DC, and the bottleneck's 4d
+    output feeds UC3 directly (no ``local_fusion``): same widths and blocks, but not
+    the same network minus ConStyle (see the module docstring for every difference;
+    :func:`ablate_constyle` gives that control).
 
     ``block`` builds one encoder/bottleneck block, ``decoder_block(channels, level)``
     one decoder block (defaults to ``block``; Restormer varies heads by level),

@@ -128,9 +128,18 @@ class TrainConfig:
     data: DataSplits = field(default_factory=DataSplits)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    # What is restored; None = what data.train names (minibench's task; the kinds denoise,
+    # derain, dehaze).  The scaled recipe reads it for the release's freeze rule.
+    task: Literal["denoise", "deblur", "derain", "dehaze"] | None = None
     # Last iteration trained with the ConStyle losses; after it ConStyle is frozen.
-    # None = from the recipe (release: never; scaled: 35.5% of total_iters).
+    # None = from the recipe (release: never; scaled: never for denoising, else 35.5%
+    # of total_iters, the release's task rule).
     constyle_iters: int | None = None
+    # After constyle_iters: "full" (our fix) puts the whole encoder in eval mode, so its
+    # BatchNorm1d heads use their running statistics; "release" keeps those BatchNorm1d
+    # in train mode (batch statistics, running statistics still updated), as the release
+    # did (B5).  Everything else is frozen either way.  See Trainer._freeze_constyle.
+    freeze_mode: Literal["full", "release"] = "full"
     loss: LossWeights = field(default_factory=LossWeights)
     ema: EMAConfig = field(default_factory=EMAConfig)
     amp: bool = True            # CUDA only: bf16 where supported, else fp16 + GradScaler

@@ -4,9 +4,11 @@ One iteration ``t`` (1-based, the release's count):
 
 1. if ``t > constyle_iters`` and ConStyle still trains, freeze it for good: eval mode,
    no gradients, no momentum update, no enqueue, and its parameters leave the optimizer
-   (the release only flipped ``requires_grad``, bugs B5-B7); the step counter lives here;
+   (the release only flipped ``requires_grad``, bugs B5-B7); the step counter lives here.
+   ``freeze_mode: release`` keeps the encoder's BatchNorm1d in train mode, as the release;
 2. forward ``model(lq, gt)`` (autocast on CUDA), loss = L1 (+ InfoNCE + content + style
-   while ConStyle trains);
+   while ConStyle trains, unless all three weights are 0: then the encoder learns from
+   L1 through the injection only and the momentum encoder and queue play no part);
 3. backward, optional gradient clipping, AdamW step, then the EMA update (after the
    step, bug B9; ``ema.mode: release`` updates parameters only, before the step, as the
    release did), then the scheduler step;
@@ -109,13 +111,19 @@ class Trainer:
         self.model, self.model_kwargs = self._build_model()
         self.constyle = getattr(self.model, "constyle", None)
         self.constyle_iters = cfg.constyle_iters if cfg.constyle_iters is not None else math.inf
-        if self.constyle is not None and self.constyle_iters >= 1 and not self.constyle.has_memory:
+        # ConStyle's own losses (all three weights 0: the encoder learns from L1 alone).
+        self.constyle_losses = any(w != 0 for w in (cfg.loss.infonce, cfg.loss.content, cfg.loss.style))
+        if (self.constyle is not None and self.constyle_iters >= 1 and self.constyle_losses
+                and not self.constyle.has_memory):
             raise ConfigError("model.kwargs.constyle_train is false: this ConStyle has no momentum "
                               "encoder or queue, so its losses could not train it (remove the key, "
-                              "or set constyle_iters: 0 to train the backbone only)")
-        if self.constyle is not None and self.constyle_iters >= 1 and cfg.batch_size < 2:
-            raise ConfigError("batch_size must be >= 2 while ConStyle trains: its BatchNorm1d "
-                              "cannot normalise a batch of 1 (set batch_size >= 2)")
+                              "set constyle_iters: 0 to train the backbone only, or set "
+                              "loss.infonce, loss.content and loss.style to 0)")
+        bn_trains = self.constyle_iters >= 1 or cfg.freeze_mode == "release"
+        if self.constyle is not None and bn_trains and cfg.batch_size < 2:
+            raise ConfigError("batch_size must be >= 2 while ConStyle's BatchNorm1d is in train "
+                              "mode (while ConStyle trains, or always with freeze_mode: release): "
+                              "it cannot normalise a batch of 1 (set batch_size >= 2)")
         self.channels_last = cfg.channels_last and device.type == "cuda"
         self.model.to(device)
         if self.channels_last:
@@ -196,7 +204,18 @@ class Trainer:
 
     def _freeze_constyle(self) -> None:
         """The switch after ``constyle_iters``: ConStyle frozen for good and out of the
-        optimizer (its AdamW moments are dropped, so nothing can move it again)."""
+        optimizer (its AdamW moments are dropped, so nothing can move its parameters
+        again).
+
+        ``freeze_mode: full`` also freezes the BatchNorm1d heads (eval mode, running
+        statistics), which moves the code at the switch; ``release`` keeps them in train
+        mode as the release did, so the code keeps its batch-normalised distribution and
+        the running statistics keep moving (validation and inference read them).  How far
+        a probe batch's code moves across the switch (relative L2 change), measured by
+        tests/test_trainer.py (width-8 NAFNet, switch after 6 steps of batch 4): release
+        0 exactly, full 1.007 (running statistics after 6 updates at BatchNorm's momentum
+        0.1 are far from the batch's).
+        """
         self.constyle.freeze()
         for p in self.constyle.parameters():
             p.grad = None  # zero_grad no longer reaches them once out of the optimizer
@@ -206,8 +225,18 @@ class Trainer:
                 self.opt.state.pop(p, None)
             group["params"] = []
         self.frozen = True
+        self._train_mode()
         if self.dist.enabled:
             self._wrap()
+
+    def _train_mode(self) -> None:
+        """``model.train()``, with ``freeze_mode: release``'s exception: a frozen ConStyle
+        stays in eval mode except its BatchNorm layers."""
+        self.model.train()
+        if self.frozen and self.cfg.freeze_mode == "release":
+            for m in self.constyle.encoder_q.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.train()
 
     # ------------------------------------------------------------------ data
     def _batches(self) -> Iterator[dict]:
@@ -242,13 +271,14 @@ class Trainer:
 
     def train_step(self, batch: dict) -> LossTerms:
         lq, gt = self._to_device(batch["lq"]), self._to_device(batch["gt"])
-        if self.constyle is not None and not self.frozen and lq.shape[0] < 2:
+        bn_trains = not self.frozen or self.cfg.freeze_mode == "release"
+        if self.constyle is not None and bn_trains and lq.shape[0] < 2:
             raise ValueError(f"step {self.step + 1}: a batch of {lq.shape[0]} would reach ConStyle's "
                              "BatchNorm1d in train mode; use batch_size >= 2")
         with self._autocast():
             out = self.train_model(lq, gt)
             terms = restoration_loss(out.image, gt, out.constyle, self.cfg.loss,
-                                     use_constyle=not self.frozen)
+                                     use_constyle=self.constyle_losses and not self.frozen)
         if self.ema is not None and self.cfg.ema.mode == "release":
             self.ema.update(self.model)  # the release's order: before the optimizer step
         self.opt.zero_grad(set_to_none=True)
@@ -274,7 +304,7 @@ class Trainer:
         self._open_logs()
         batches = self._batches()
         started, start_step = time.perf_counter(), self.step
-        self.model.train()
+        self._train_mode()
         try:
             while self.step < end:
                 step = self.step + 1
@@ -320,7 +350,7 @@ class Trainer:
                 for key, y in (("psnr", False), ("psnr_y", True)):
                     sums[f"{tag}/{key}"] = sums.get(f"{tag}/{key}", 0.0) + psnr(out, gt, y_channel=y)
             count += 1
-        self.model.train()
+        self._train_mode()
         if count == 0:
             raise ConfigError("the validation set is empty")
         return {k: v / count for k, v in sums.items()}
