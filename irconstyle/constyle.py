@@ -6,7 +6,15 @@ holds past *query* embeddings (``enqueue="query"``), nothing is L2-normalised, t
 queue starts as ``randn``.  Fixed by default: labels are created on the logits'
 device (B1), any batch size works through a wrap-around pointer (B2), freezing is
 real (B5, B6).  ``enqueue="key"`` and ``normalize=True`` give standard MoCo as an
-ablation.
+ablation; with ``normalize=True`` every loss (InfoNCE, content, style) sees the same
+unit vectors the queue holds, while the network keeps consuming the raw code (as at
+test time).
+
+Under autocast the style encoder runs in fp32: BatchNorm1d divides the codes by their
+spread over the batch, which is small beside their mean, so the rounding of bf16/fp16
+pre-activations is amplified; with unnormalised codes and T = 0.07 the InfoNCE under
+bf16 was off by 66-203% (tests/test_constyle.py).  Both encoders together are 2.9% of
+ConStyle-NAFNet's training forward FLOPs (128x128, torch's FlopCounterMode).
 """
 from __future__ import annotations
 
@@ -59,15 +67,21 @@ class Encoding(NamedTuple):
 
 
 class ConStyleOutput(NamedTuple):
-    """Training-forward outputs, named instead of the release's 6-tuple."""
+    """Training-forward outputs, named instead of the release's 6-tuple.
 
-    out1: Tensor  # (B, dim) query out1
-    code: Tensor  # (B, dim) query out2
+    ``code`` is what the restoration network consumes (raw, as at test time); ``out1``,
+    ``query`` and ``key`` are what the losses see: the same codes, L2-normalised when
+    ``normalize=True``, so they live where the queue's entries do.
+    """
+
+    out1: Tensor  # (B, dim) query out1 as the style loss sees it
+    code: Tensor  # (B, dim) query out2, raw: the network's input
     features: tuple[Tensor, Tensor, Tensor]
-    key: Tensor | None  # (B, dim) momentum-encoder out2 of the clean image (None when frozen)
+    key: Tensor | None  # (B, dim) momentum-encoder out2 of the clean image, as the losses see it
     negatives: tuple[Tensor, Tensor] | None  # (next slot, current slot) of the queue, each (B, dim)
     logits: Tensor | None  # (B, 1 + K), positive first, already divided by T
     labels: Tensor | None  # (B,) zeros
+    query: Tensor | None = None  # (B, dim) query out2 as the losses see it (training forward)
 
 
 class StyleEncoder(nn.Module):
@@ -85,16 +99,20 @@ class StyleEncoder(nn.Module):
         self.mlp2 = nn.Sequential(nn.Linear(dim, dim), nn.BatchNorm1d(dim), nn.GELU())
 
     def forward(self, x: Tensor) -> Encoding:
+        """Codes and feature maps, in the weights' dtype even under autocast (see the
+        module's docstring: BatchNorm1d amplifies the rounding of half precision)."""
         if self.training and x.shape[0] < 2:
             raise ValueError(
                 "ConStyle's BatchNorm1d heads need at least 2 samples per batch in train mode "
                 f"(got batch size {x.shape[0]}); drop the last partial batch or use a larger batch")
-        fea1 = self.stage1(x)
-        fea2 = self.stage2(fea1)
-        fea3 = self.stage3(fea2)
-        pooled = self.pool(self.stage4(fea3)).flatten(1)
-        out1 = self.mlp1(pooled)
-        out2 = self.mlp2(out1)
+        with full_precision(x.device):
+            x = x.to(self.mlp1[0].weight.dtype)
+            fea1 = self.stage1(x)
+            fea2 = self.stage2(fea1)
+            fea3 = self.stage3(fea2)
+            pooled = self.pool(self.stage4(fea3)).flatten(1)
+            out1 = self.mlp1(pooled)
+            out2 = self.mlp2(out1)
         return Encoding(out1, out2, (fea1, fea2, fea3))
 
 
@@ -216,7 +234,10 @@ class ConStyle(nn.Module):
         with torch.no_grad():
             self.momentum_update()
             k = self.encoder_k(gt).code
-        qn, kn = (F.normalize(q, dim=1), F.normalize(k, dim=1)) if self.normalize else (q, k)
+        # What the losses see: the queue's space (unit vectors when normalize=True).
+        qn, kn, out1 = q, k, enc.out1
+        if self.normalize:
+            qn, kn, out1 = F.normalize(q, dim=1), F.normalize(k, dim=1), F.normalize(out1, dim=1)
         # Logits in fp32 even under autocast: unnormalised codes / T = 0.07 overflow fp16.
         with full_precision(q.device):
             qf, kf = qn.float(), kn.float()
@@ -225,4 +246,4 @@ class ConStyle(nn.Module):
             logits = torch.cat([l_pos, l_neg], dim=1) / self.temperature
         labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
         negatives = self.dequeue_and_enqueue(qn if self.enqueue == "query" else kn)
-        return ConStyleOutput(enc.out1, q, enc.features, k, negatives, logits, labels)
+        return ConStyleOutput(out1, q, enc.features, kn, negatives, logits, labels, query=qn)

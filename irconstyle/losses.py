@@ -83,9 +83,12 @@ def restoration_loss(output: Tensor, gt: Tensor, cs: ConStyleOutput | None,
     # In fp32 even under AMP: the style term is ~1e-6 once the queue is refilled, below
     # bf16's resolution.
     with full_precision(cs.logits.device):
+        # query/key/out1: the codes as the losses see them (L2-normalised with ConStyle's
+        # normalize=True, like the queue's entries), not the raw code the network consumes.
+        query = cs.query if cs.query is not None else cs.code
         nce = infonce_loss(cs.logits.float(), cs.labels)
-        cont = content_loss(cs.code.float(), cs.key.float())
+        cont = content_loss(query.float(), cs.key.float())
         negatives = (cs.negatives[0].float(), cs.negatives[1].float())
-        sty = style_loss(cs.out1.float(), cs.code.float(), negatives, bound=w.style_bound)
+        sty = style_loss(cs.out1.float(), query.float(), negatives, bound=w.style_bound)
     total = total + w.infonce * nce + w.content * cont + w.style * sty
     return LossTerms(total, pixel, nce, cont, sty)

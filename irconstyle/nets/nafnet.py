@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
@@ -73,14 +75,26 @@ def _blocks(n: int, channels: int) -> nn.Sequential:
 class NAFNet(nn.Module):
     """The published NAFNet: additive skips, width doubling with 2x2 strided convs,
     1x1+PixelShuffle upsampling.  With ``len(enc_blk_nums)`` levels the size factor is
-    ``2**levels`` (16 for the release's four-level baseline)."""
+    ``2**levels`` (16 for the release's four-level baseline).
+
+    ``pad_mode`` is how an input is padded (right and bottom) to the size factor inside
+    the forward, before the output is cropped back.  ``"zeros"`` (default) is the
+    release's and the published NAFNet's ``check_image_size``; it matters beyond the
+    border, since every NAFBlock's channel attention averages over the padded map, so
+    the whole output depends on it.  ``"reflect"`` is the padding of this package's
+    other networks.
+    """
 
     def __init__(self, *, img_channel: int = 3, width: int = 64, middle_blk_num: int = 7,
                  enc_blk_nums: tuple[int, ...] = (5, 6, 7, 7),
-                 dec_blk_nums: tuple[int, ...] = (5, 6, 7, 7)) -> None:
+                 dec_blk_nums: tuple[int, ...] = (5, 6, 7, 7),
+                 pad_mode: Literal["zeros", "reflect"] = "zeros") -> None:
         super().__init__()
         if len(enc_blk_nums) != len(dec_blk_nums):
             raise ValueError("enc_blk_nums and dec_blk_nums must have the same length")
+        if pad_mode not in ("zeros", "reflect"):
+            raise ValueError(f"pad_mode must be 'zeros' (the release's) or 'reflect', got {pad_mode!r}")
+        self.pad_mode = pad_mode
         self.intro = nn.Conv2d(img_channel, width, 3, padding=1)
         self.ending = nn.Conv2d(width, img_channel, 3, padding=1)
         self.encoders, self.decoders = nn.ModuleList(), nn.ModuleList()
@@ -103,7 +117,7 @@ class NAFNet(nn.Module):
         :class:`TrainOutput` without ConStyle outputs."""
         check_input(lq, self.intro.in_channels, like=self.intro.weight)
         h, w = lq.shape[-2:]
-        inp = pad_to_multiple(lq, self.size_factor)
+        inp = pad_to_multiple(lq, self.size_factor, mode=self.pad_mode)
         x = self.intro(inp)
         skips = []
         for enc, down in zip(self.encoders, self.downs):

@@ -2,24 +2,33 @@
 never see the constraint (fixes D2: only lq is padded, metrics see the true size)."""
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pad_to_multiple", "crop_to", "check_input"]
+__all__ = ["PadMode", "pad_to_multiple", "crop_to", "check_input"]
 
 
-def pad_to_multiple(x: Tensor, factor: int, mode: str = "reflect") -> Tensor:
+PadMode = Literal["reflect", "zeros", "constant", "replicate", "circular"]
+
+
+def pad_to_multiple(x: Tensor, factor: int, mode: PadMode = "reflect") -> Tensor:
     """Pad H and W (bottom/right) up to a multiple of ``factor``.
 
-    Reflect padding needs a pad smaller than the side it mirrors; a 5x7 image padded
-    to 64 cannot be reflected, so the pad is applied in reflect steps while it fits and
-    the remainder is filled by edge replication.
+    ``mode="zeros"`` (or ``"constant"``) fills with 0, what the original NAFNet's
+    ``check_image_size`` does; other modes are ``F.pad``'s.  Reflect padding needs a pad
+    smaller than the side it mirrors; a 5x7 image padded to 64 cannot be reflected, so the
+    pad is applied in reflect steps while it fits and the remainder is filled by edge
+    replication.
     """
     h, w = x.shape[-2:]
     ph, pw = (-h) % factor, (-w) % factor
     if ph == 0 and pw == 0:
         return x
+    if mode in ("zeros", "constant"):
+        return F.pad(x, (0, pw, 0, ph), mode="constant", value=0.0)
     if mode != "reflect":
         return F.pad(x, (0, pw, 0, ph), mode=mode)
     # Reflect as much as each side allows (pad < side), replicate the rest.
