@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from irconstyle import model_names
+from irconstyle.data import BENCHMARKS
 from irconstyle.train import (ConfigError, Trainer, TrainConfig, list_presets, load_config,
                               resolve_config, scale_recipe)
 from irconstyle.train.config import DataConfig, DataSplits, config_from_yaml_text, config_to_yaml
@@ -55,13 +57,41 @@ def test_release_preset_keeps_the_release_numbers(name):
         assert (cfg.constyle.queue_size, cfg.constyle.momentum) == (65760, 0.999)
     assert cfg.data.train.kwargs["patch_size"] == 128 and cfg.data.train.split == "train"
     assert cfg.data.val is not None and cfg.data.val.split == "val"
-    assert "/test/" not in str(cfg.data.val.kwargs) or "Kodak" in str(cfg.data.val.kwargs) \
-        or "Test100" in str(cfg.data.val.kwargs), "validation must not use a test set (B18)"
     if "denoise" in name:
         sigma = name.rsplit("denoise", 1)[1]
         assert cfg.data.train.kwargs["sigma"] == (int(sigma) if sigma else "random")
         if not sigma:
             assert cfg.data.train.kwargs["sigma_range"] == [0, 50]
+
+
+# Every registered test benchmark's prepared folders, as the data layer lays them out.
+TEST_FOLDERS = [Path(folder) for b in BENCHMARKS.values() if b.role == "test"
+                for folder in b.dataset_spec("data")[1].values()]
+
+
+@pytest.mark.parametrize("name", sorted(RELEASE_TABLE))
+def test_release_presets_never_select_on_a_test_set(name):
+    """Bug B18 / issue 13.1: the validation images (which pick best.*) are held out of the
+    training folder by the same rule on both sides, never a test benchmark's folder."""
+    cfg = load_config(f"release/{name}")
+    train, val = cfg.data.train, cfg.data.val
+    val_paths = [Path(v) for k, v in val.kwargs.items() if k.endswith("_dir") or k == "root"]
+    assert val_paths, "the validation set names its folders"
+    for path in val_paths:
+        for test in TEST_FOLDERS:
+            assert not (path == test or test in path.parents or path in test.parents), \
+                f"{name}: validation folder {path} is (in) the test benchmark folder {test}"
+        assert "/train/" in path.as_posix()
+    assert val.kind == train.kind != "minibench"
+    assert {k: v for k, v in val.kwargs.items() if k.endswith("_dir")} == \
+        {k: v for k, v in train.kwargs.items() if k.endswith("_dir")}
+    assert train.hold_out is not None and val.hold_out == train.hold_out
+
+
+def test_mismatched_hold_out_is_refused(tmp_path):
+    cfg = load_config("release/constyle_nafnet_derain", ["data.val.hold_out.every=50"])
+    with pytest.raises(ConfigError, match="same kind, folders and hold_out"):
+        Trainer(dataclasses.replace(cfg, out_dir=str(tmp_path), device="cpu"), train_set=SynthPairs())
 
 
 def test_release_presets_name_models_of_the_zoo():

@@ -26,7 +26,7 @@ import yaml
 from ..losses import LossWeights
 
 __all__ = [
-    "ModelConfig", "ConStyleConfig", "DataConfig", "DataSplits", "OptimConfig",
+    "ModelConfig", "ConStyleConfig", "HoldOutConfig", "DataConfig", "DataSplits", "OptimConfig",
     "ScheduleConfig", "EMAConfig", "LogConfig", "TrainConfig", "ConfigError",
     "load_config", "config_from_dict", "config_to_dict", "config_to_yaml",
     "config_from_yaml_text", "list_presets",
@@ -55,18 +55,33 @@ class ConStyleConfig:
 
 
 @dataclass
+class HoldOutConfig:
+    """A validation split carved out of a training folder
+    (:class:`irconstyle.data.holdout.HeldOut`): the sources' group keys (``group``'s
+    first regex group on each name; default the whole name) are sorted and every
+    ``every``-th is held out: the train split skips them, the val split reads only them.
+    Give the train and val entries the same folders and the same ``hold_out``."""
+
+    every: int = 100
+    group: str = "(.*)"
+
+
+@dataclass
 class DataConfig:
-    """``irconstyle.data.build_dataset(kind, split=split, **kwargs)``."""
+    """``irconstyle.data.build_dataset(kind, split=split, **kwargs)``, optionally
+    restricted by ``hold_out``."""
 
     kind: str = "minibench"
     split: str = "train"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    hold_out: HoldOutConfig | None = None
 
 
 @dataclass
 class DataSplits:
     """Training patches, and full images for validation (``val: null`` = no validation).
-    Model selection uses ``val``, a held-out split, never a test set (bug B18)."""
+    Model selection uses ``val``, never a test set (bug B18): the release presets hold
+    their validation images out of the training folder (``hold_out``)."""
 
     train: DataConfig = field(default_factory=DataConfig)
     val: DataConfig | None = field(default_factory=lambda: DataConfig(split="val"))

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from ..constyle import MEMORY_KEYS
 from ..data import build_dataset
+from ..data.holdout import HeldOut
 from ..data.sampling import item_generator, seed_worker
 from ..losses import LossTerms, restoration_loss
 from ..metrics import psnr
@@ -559,7 +560,10 @@ def _dataset(data, seed: int | None = None) -> Dataset:
     kwargs = dict(data.kwargs)
     if seed is not None:
         kwargs.setdefault("seed", seed)
-    return build_dataset(data.kind, split=data.split, **kwargs)
+    dataset = build_dataset(data.kind, split=data.split, **kwargs)
+    if data.hold_out is not None:
+        dataset = HeldOut(dataset, every=data.hold_out.every, group=data.hold_out.group)
+    return dataset
 
 
 def _check(cfg: TrainConfig) -> None:
@@ -574,5 +578,18 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError(f"schedule.periods sum to {sum(cfg.schedule.periods)}, fewer than "
                           f"total_iters={cfg.total_iters}: the lr would be undefined at the end "
                           "(use recipe: scaled, or set schedule.periods)")
+    train, val = cfg.data.train, cfg.data.val
+    if val is not None and (train.hold_out is not None or val.hold_out is not None):
+        if train.hold_out != val.hold_out or train.kind != val.kind or _folders(train) != _folders(val):
+            raise ConfigError(
+                "data.train and data.val must name the same kind, folders and hold_out: the "
+                "validation images are held out of the training folder by the same rule "
+                f"(train: {train.kind} {_folders(train)} {train.hold_out}; "
+                f"val: {val.kind} {_folders(val)} {val.hold_out})")
     if cfg.resume not in ("auto", "never") and not cfg.resume.endswith((".pt", ".pth")):
         raise ConfigError(f"resume must be 'auto', 'never' or a .pt path, got {cfg.resume!r}")
+
+
+def _folders(data) -> dict[str, Any]:
+    """The folder arguments of a dataset entry (``*_dir``, ``root``)."""
+    return {k: v for k, v in data.kwargs.items() if k.endswith("_dir") or k == "root"}
