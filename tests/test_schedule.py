@@ -2,7 +2,6 @@
 LambdaLR's state."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -13,17 +12,18 @@ RELEASE = dict(base_lr=3e-4, periods=[243312, 460320], eta_mins=[3e-4, 1e-6],
                restart_weights=[1, 1])
 
 
-def cosine(e: float, start: int, period: int, hi: float, lo: float) -> float:
-    return lo + 0.5 * (hi - lo) * (1 + math.cos(math.pi * (e - start) / period))
-
-
 def test_release_values():
     lr = lambda t: cyclic_cosine_lr(t, **RELEASE)  # noqa: E731
     assert lr(1) == pytest.approx(3e-4, rel=1e-12)
     assert lr(243312) == pytest.approx(3e-4, rel=1e-12)
-    # iteration t is scheduler position t - 1 (the release steps its scheduler for t > 1)
-    assert lr(473472) == pytest.approx(cosine(473471, 243312, 460320, 3e-4, 1e-6), rel=1e-12)
-    assert lr(473472) == pytest.approx(1.505e-4, rel=1e-5)  # the reference's rounded value
+    # Iteration t is scheduler position e = t - 1 (the release steps its scheduler for
+    # t > 1).  Hand-computed points of the cosine from 3e-4 to 1e-6 over 460320 positions:
+    # its midpoint e = 243312 + 230160, t = 473473: cos(pi/2) = 0, lr = (3e-4 + 1e-6) / 2;
+    assert lr(473473) == pytest.approx(1.505e-4, rel=1e-12)
+    # a quarter in, t = 243312 + 115080 + 1: 1e-6 + 1.495e-4 * (1 + cos(pi/4)) = 2.5621246e-4;
+    assert lr(358393) == pytest.approx(2.5621246e-4, rel=1e-7)
+    # one position before the midpoint: what the reference prints, rounded.
+    assert lr(473472) == pytest.approx(1.505e-4, rel=1e-5)
     assert lr(703632) == pytest.approx(1e-6, rel=1e-7)
     assert lr(703633) == 1e-6 and lr(10**7) == 1e-6  # past the end: the floor
 
@@ -39,7 +39,8 @@ def test_restart_weights_and_several_periods():
     kw = dict(base_lr=1.0, periods=[10, 10], eta_mins=[0.0, 0.0], restart_weights=[1.0, 0.5])
     assert cyclic_cosine_lr(1, **kw) == pytest.approx(1.0)
     assert cyclic_cosine_lr(11, **kw) == pytest.approx(0.0)       # end of the first period
-    assert cyclic_cosine_lr(12, **kw) == pytest.approx(cosine(11, 10, 10, 0.5, 0.0))
+    # second period (restart weight 0.5) one position in: 0.25 * (1 + cos(pi / 10)) = 0.48776413
+    assert cyclic_cosine_lr(12, **kw) == pytest.approx(0.48776413, rel=1e-7)
 
 
 def test_linear_warmup():
