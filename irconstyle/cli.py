@@ -167,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "torch threads (default: 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    p = sub.add_parser("latent", parents=[common],
+                       help="ConStyle codes of the medium test photos, clean and degraded",
+                       description="Encode the medium set's test photos clean and under each "
+                                   "degradation at several strengths "
+                                   "(irconstyle.analysis.degraded_codes) with each encoder given; "
+                                   "write the codes (.npz) and the latent measures on raw and "
+                                   "normalised codes with provenance (.json beside it).")
+    p.add_argument("--weights", metavar="FILE", nargs="*", default=[],
+                   help="weights files holding a ConStyle encoder (a run's last.pt, best.pt or "
+                        ".safetensors export)")
+    p.add_argument("--variant", choices=("ema", "raw"), default=None,
+                   help="which weights of each file (default: ema when present)")
+    p.add_argument("--untrained-seed", metavar="SEED", type=_nonneg_int, action="append",
+                   default=[], help="also encode with an untrained encoder from this seed "
+                                    "(repeatable)")
+    p.add_argument("--out", metavar="FILE.npz", required=True, help="codes file to write")
+    p.add_argument("--device", metavar="DEVICE", default="cpu", help="device (default: cpu)")
+
     p = sub.add_parser("models", parents=[common],
                        help="list the models with parameter counts and MACs",
                        description="The model table (irconstyle.summary.model_table).")
@@ -312,6 +330,38 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_latent(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .analysis.degraded_codes import (encode_degraded, encoder_from_weights, save_codes,
+                                          untrained_encoder)
+    from .experiments.provenance import run_provenance
+
+    if not args.weights and not args.untrained_seed:
+        raise CLIError("give --weights FILE ... and/or --untrained-seed SEED")
+    device = _device(args.device)
+    sources = {f"untrained_seed{s}": (untrained_encoder(s), {"source": "untrained", "seed": s})
+               for s in args.untrained_seed}
+    for path in args.weights:
+        label = str(path)
+        if label in sources:
+            raise CLIError(f"--weights: {path} given twice")
+        sources[label] = (encoder_from_weights(path, args.variant),
+                          {"source": str(path), "variant": args.variant or "default (ema if present)"})
+    encoders = {}
+    for label, (encoder, meta) in sources.items():
+        codes = encode_degraded(encoder.to(device), device=device)
+        codes.meta = meta
+        encoders[label] = codes
+        print(f"{label}: {codes.codes.shape[0]} codes", file=sys.stderr)
+    words = [PROG, "latent", *(["--weights", *args.weights] if args.weights else []),
+             *(w for s in args.untrained_seed for w in ("--untrained-seed", str(s))),
+             *(["--variant", args.variant] if args.variant else []), "--out", args.out]
+    out = save_codes(args.out, encoders, provenance=run_provenance(shlex.join(words), device=device))
+    print(f"wrote {out} and {out.with_suffix('.json')}", file=sys.stderr)
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     try:
         from .summary import model_table
@@ -345,7 +395,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "restore": _cmd_restore,
-             "models": _cmd_models, "experiment": _cmd_experiment}
+             "models": _cmd_models, "experiment": _cmd_experiment, "latent": _cmd_latent}
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:

@@ -10,6 +10,14 @@ ablation; with ``normalize=True`` every loss (InfoNCE, content, style) sees the 
 unit vectors the queue holds, while the network keeps consuming the raw code (as at
 test time).
 
+``negatives="batch"`` tests the paper's first guideline (an additional data structure:
+the queue) by removing it: in-batch negatives as in SimCLR / MoCo v3, no queue
+allocated.  Query i's logits are its positive key k_i then the other keys k_j of the
+batch (j != i, in batch order): B - 1 negatives.  The style loss's two "slots" (the
+queue's entries of other images in queue mode) become the batch's keys rolled by one
+along the batch (row i holds k_{i-1}, a key of another image, a negative of query i);
+both slots are that same tensor.  Under DDP the in-batch negatives are the local batch's.
+
 Under autocast the style encoder runs in fp32: BatchNorm1d divides the codes by their
 spread over the batch, which is small beside their mean, so the rounding of bf16/fp16
 pre-activations is amplified; with unnormalised codes and T = 0.07 the InfoNCE under
@@ -145,15 +153,17 @@ class ConStyle(nn.Module):
     def __init__(self, *, dim: int = 128, queue_size: int = 65760, momentum: float = 0.999,
                  temperature: float = 0.07, train: bool = True,
                  enqueue: Literal["query", "key"] = "query", normalize: bool = False,
-                 in_channels: int = 3) -> None:
+                 negatives: Literal["queue", "batch"] = "queue", in_channels: int = 3) -> None:
         super().__init__()
         if enqueue not in ("query", "key"):
             raise ValueError(f"enqueue must be 'query' or 'key', got {enqueue!r}")
+        if negatives not in ("queue", "batch"):
+            raise ValueError(f"negatives must be 'queue' or 'batch', got {negatives!r}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be positive, got {queue_size}")
         self.dim, self.queue_size = dim, queue_size
         self.momentum, self.temperature = momentum, temperature
-        self.enqueue, self.normalize = enqueue, normalize
+        self.enqueue, self.normalize, self.negatives = enqueue, normalize, negatives
         self.frozen = False
         self.encoder_q = StyleEncoder(in_channels=in_channels, dim=dim)
         self.has_memory = train
@@ -161,6 +171,7 @@ class ConStyle(nn.Module):
             self.encoder_k = copy.deepcopy(self.encoder_q)
             for p in self.encoder_k.parameters():
                 p.requires_grad_(False)
+        if train and negatives == "queue":  # in-batch negatives need no queue
             queue = torch.randn(dim, queue_size)
             if normalize:
                 queue = F.normalize(queue, dim=0)
@@ -242,8 +253,17 @@ class ConStyle(nn.Module):
         with full_precision(q.device):
             qf, kf = qn.float(), kn.float()
             l_pos = (qf * kf).sum(dim=1, keepdim=True)
-            l_neg = qf @ self.queue.clone().detach().float()
+            if self.negatives == "batch":
+                b = qf.shape[0]
+                off_diagonal = ~torch.eye(b, dtype=torch.bool, device=qf.device)
+                l_neg = (qf @ kf.t())[off_diagonal].view(b, b - 1)
+            else:
+                l_neg = qf @ self.queue.clone().detach().float()
             logits = torch.cat([l_pos, l_neg], dim=1) / self.temperature
         labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-        negatives = self.dequeue_and_enqueue(qn if self.enqueue == "query" else kn)
+        if self.negatives == "batch":
+            rolled = kn.detach().roll(1, dims=0)
+            negatives = (rolled, rolled)
+        else:
+            negatives = self.dequeue_and_enqueue(qn if self.enqueue == "query" else kn)
         return ConStyleOutput(out1, q, enc.features, kn, negatives, logits, labels, query=qn)

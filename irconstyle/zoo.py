@@ -49,20 +49,35 @@ def _ablated(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return build
 
 
+def _injecting(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """The ConStyle network with one more keyword, ``constyle_inject``: ``"both"`` (the
+    release: code and feature maps), ``"code"`` or ``"features"`` (only that part live,
+    the other replaced by learned constants: :func:`irconstyle.nets.unet.ablate_constyle`).
+    A model keyword, so ``model.kwargs.constyle_inject`` reaches it from a config."""
+    def build(*, constyle_inject: str = "both", **kw) -> nn.Module:
+        if constyle_inject not in ("both", "code", "features"):
+            raise ValueError(f"constyle_inject must be 'both', 'code' or 'features', "
+                             f"got {constyle_inject!r}")
+        model = factory(**kw)
+        return model if constyle_inject == "both" else ablate_constyle(model, inject=constyle_inject)
+    build.__doc__ = factory.__doc__
+    return build
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    "constyle_nafnet": constyle_nafnet,
+    "constyle_nafnet": _injecting(constyle_nafnet),
     "constyle_nafnet_ablated": _ablated(constyle_nafnet),
     "general_nafnet": _preset(constyle_nafnet, dict(use_constyle=False)),
     "nafnet": NAFNet,
     **{name: _preset(NAFNet, p) for name, p in NAFNET_PRESETS.items()},
-    "constyle_restormer": constyle_restormer,
+    "constyle_restormer": _injecting(constyle_restormer),
     "constyle_restormer_ablated": _ablated(constyle_restormer),
     "general_restormer": _preset(constyle_restormer, dict(use_constyle=False)),
     "restormer": Restormer,
-    "constyle_plain": constyle_plain,
+    "constyle_plain": _injecting(constyle_plain),
     "constyle_plain_ablated": _ablated(constyle_plain),
     "plain": _preset(constyle_plain, dict(use_constyle=False)),
-    "constyle_maxim": constyle_maxim,
+    "constyle_maxim": _injecting(constyle_maxim),
     "constyle_maxim_ablated": _ablated(constyle_maxim),
     "general_maxim": _preset(constyle_maxim, dict(use_constyle=False)),
     "maxim": MAXIM,

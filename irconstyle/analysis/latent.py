@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["collect_codes", "Projection", "project_2d", "separation_scores"]
+__all__ = ["collect_codes", "Projection", "project_2d", "separation_scores", "silhouette",
+           "knn_accuracy_by_group", "own_clean_distances"]
 
 
 @torch.no_grad()
@@ -76,8 +77,27 @@ def separation_scores(codes: np.ndarray, labels: list[str], *, k: int = 5) -> di
     y = np.asarray(labels)
     if len(set(labels)) < 2:
         raise ValueError("need at least two labels to score separation")
-    xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    dist = 1.0 - xn @ xn.T
+    dist = _distances(x, "cosine")
+    n = len(y)
+    order = np.argsort(dist + np.eye(n) * 1e9, axis=1)[:, :k]
+    votes = [max(set(y[o]), key=list(y[o]).count) for o in order]
+    return {"silhouette": _silhouette(dist, y), "knn_accuracy": float(np.mean(np.asarray(votes) == y))}
+
+
+def _distances(x: np.ndarray, metric: Literal["euclidean", "cosine"]) -> np.ndarray:
+    """All pairwise distances of the rows of ``x`` (float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    if metric == "cosine":
+        xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return 1.0 - xn @ xn.T
+    if metric == "euclidean":
+        return np.linalg.norm(x[:, None, :] - x[None, :, :], axis=-1)
+    raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
+
+
+def _silhouette(dist: np.ndarray, y: np.ndarray) -> float:
+    """Mean silhouette (b - a) / max(a, b) over the points; 0 for a point alone in its
+    label (Rousseeuw's convention, as scikit-learn)."""
     n = len(y)
     sil = []
     for i in range(n):
@@ -88,6 +108,63 @@ def separation_scores(codes: np.ndarray, labels: list[str], *, k: int = 5) -> di
         a = dist[i, same].mean()
         b = min(dist[i, y == other].mean() for other in set(y) - {y[i]})
         sil.append((b - a) / max(a, b, 1e-12))
-    order = np.argsort(dist + np.eye(n) * 1e9, axis=1)[:, :k]
-    votes = [max(set(y[o]), key=list(y[o]).count) for o in order]
-    return {"silhouette": float(np.mean(sil)), "knn_accuracy": float(np.mean(np.asarray(votes) == y))}
+    return float(np.mean(sil))
+
+
+def silhouette(codes: np.ndarray, labels: list[str], *,
+               metric: Literal["euclidean", "cosine"] = "euclidean") -> float:
+    """Mean silhouette of ``labels`` in the codes' own space (never a 2-D projection):
+    near 1 when each label forms a tight, distant cluster, near 0 when labels overlap."""
+    y = np.asarray(labels)
+    if len(set(labels)) < 2:
+        raise ValueError("need at least two labels for a silhouette")
+    return _silhouette(_distances(codes, metric), y)
+
+
+def knn_accuracy_by_group(codes: np.ndarray, labels: list[str], groups: list[str], *, k: int = 5,
+                          metric: Literal["euclidean", "cosine"] = "euclidean") -> float:
+    """k-NN accuracy of ``labels``, cross-validated leaving one group out at a time (e.g.
+    one photo: its clean and degraded codes are predicted from the other photos' codes
+    only, so a code cannot be classified by recognising its scene).  The vote is the most
+    frequent label among the k nearest; a tie goes to the tied label met first in order
+    of distance."""
+    y, gr = np.asarray(labels), np.asarray(groups)
+    if len(y) != len(codes) or len(gr) != len(codes):
+        raise ValueError(f"{len(codes)} codes, {len(y)} labels and {len(gr)} groups differ in number")
+    if len(set(groups)) < 2:
+        raise ValueError("need at least two groups to leave one out")
+    dist = _distances(codes, metric)
+    correct = 0
+    for i in range(len(y)):
+        pool = np.flatnonzero(gr != gr[i])
+        nearest = pool[np.argsort(dist[i, pool], kind="stable")[:k]]
+        ranked = list(y[nearest])
+        counts = {lab: ranked.count(lab) for lab in ranked}
+        top = max(counts.values())
+        vote = next(lab for lab in ranked if counts[lab] == top)
+        correct += vote == y[i]
+    return correct / len(y)
+
+
+def own_clean_distances(codes: np.ndarray, photos: list[str], is_clean: list[bool], *,
+                        metric: Literal["euclidean", "cosine"] = "euclidean") -> dict[str, np.ndarray]:
+    """For each degraded code (``is_clean`` False): the distance to its own photo's clean
+    code, the distance to the nearest other photo's clean code and the mean distance to
+    the other photos' clean codes.  Does a degraded image stay nearer its own scene than
+    any other scene?  Each photo needs exactly one clean code."""
+    ph, clean = np.asarray(photos), np.asarray(is_clean, dtype=bool)
+    clean_idx = {p: np.flatnonzero(clean & (ph == p)) for p in set(photos)}
+    bad = sorted(p for p, idx in clean_idx.items() if len(idx) != 1)
+    if bad:
+        raise ValueError(f"each photo needs exactly one clean code; not so for {bad}")
+    if len(clean_idx) < 2:
+        raise ValueError("need at least two photos to compare with another photo's clean code")
+    dist = _distances(codes, metric)
+    own, nearest_other, mean_other = [], [], []
+    for i in np.flatnonzero(~clean):
+        others = [clean_idx[p][0] for p in clean_idx if p != ph[i]]
+        own.append(dist[i, clean_idx[ph[i]][0]])
+        nearest_other.append(dist[i, others].min())
+        mean_other.append(dist[i, others].mean())
+    return {"index": np.flatnonzero(~clean), "own": np.asarray(own),
+            "nearest_other": np.asarray(nearest_other), "mean_other": np.asarray(mean_other)}

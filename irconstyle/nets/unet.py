@@ -23,6 +23,11 @@ Three networks come out of the template for every backbone (d = base width):
   ConStyle's encoder replaced by :class:`ConstantStyle` (a learned code and learned
   per-channel feature maps broadcast over space).  It isolates what the image-dependent
   code and features contribute: same topology, same widths, same injection modules;
+* the **half-ablated networks** (``build_model("constyle_*", constyle_inject="code")``
+  or ``"features"``, :func:`ablate_constyle` with ``inject=``): ConStyle kept and trained
+  with its losses, but only its code (or only its feature maps) reaches the injection,
+  the other replaced by learned constants.  ``inject="code"`` tests the paper's second
+  guideline (use the encoder's intermediate feature maps, not only its code);
 * the **general network** (``general_*``, ``use_constyle=False``), which is *not* only
   the ConStyle network minus ConStyle.  Measured on NAFNet, d = 48 (12,094,128 against
   11,458,224 parameters for the ConStyle network without ConStyle and injection):
@@ -51,6 +56,7 @@ __all__ = [
     "TrainOutput",
     "ConstantStyle",
     "ablate_constyle",
+    "INJECT_CHOICES",
     "build_general_unet",
 ]
 
@@ -87,7 +93,9 @@ class ConStyleInjection(nn.Module):
 class ConstantStyle(nn.Module):
     """What ConStyle hands the injection, with the image taken out: a learned code
     (``code_dim``) and one learned vector per feature map, broadcast over the map's
-    space (H/2, H/4, H/8 of the padded input) and over the batch.
+    space (H/2, H/4, H/8 of the padded input) and over the batch.  ``code_dim=None``
+    (or ``feature_channels=None``) leaves that part to the live ConStyle encoder: the
+    half-ablations of :func:`ablate_constyle`, where forward returns None for it.
 
     The control of :func:`ablate_constyle`.  Learned constants rather than zeros: a zero
     feature map makes the AT channels dead (LeakyReLU(W 0) = 0) and a zero code reduces
@@ -99,17 +107,29 @@ class ConstantStyle(nn.Module):
     starts as N(0, 0.3^2).  352 parameters at the defaults instead of ConStyle's 1,190,832.
     """
 
-    def __init__(self, *, code_dim: int = 128, feature_channels: Sequence[int] = (32, 64, 128)) -> None:
+    def __init__(self, *, code_dim: int | None = 128,
+                 feature_channels: Sequence[int] | None = (32, 64, 128)) -> None:
         super().__init__()
-        self.code = nn.Parameter(torch.randn(code_dim) * 0.3)
-        self.features = nn.ParameterList(
-            [nn.Parameter(torch.zeros(c, 1, 1)) for c in feature_channels])
+        if code_dim is None and feature_channels is None:
+            raise ValueError("ConstantStyle needs a code, feature maps or both to replace")
+        self.code = nn.Parameter(torch.randn(code_dim) * 0.3) if code_dim is not None else None
+        self.features = (nn.ParameterList([nn.Parameter(torch.zeros(c, 1, 1)) for c in feature_channels])
+                         if feature_channels is not None else None)
 
-    def forward(self, inp: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """(code (B, code_dim), feature maps (B, C_i, H / 2^(i+1), W / 2^(i+1)))."""
+    @property
+    def replaces(self) -> Literal["both", "code", "features"]:
+        """Which of ConStyle's outputs these constants stand for."""
+        if self.code is not None and self.features is not None:
+            return "both"
+        return "code" if self.code is not None else "features"
+
+    def forward(self, inp: Tensor) -> tuple[Tensor | None, list[Tensor] | None]:
+        """(code (B, code_dim), feature maps (B, C_i, H / 2^(i+1), W / 2^(i+1))); None
+        for a part left to ConStyle."""
         b, _, h, w = inp.shape
-        code = self.code.expand(b, -1)
-        maps = [f.expand(b, -1, h >> (i + 1), w >> (i + 1)) for i, f in enumerate(self.features)]
+        code = self.code.expand(b, -1) if self.code is not None else None
+        maps = ([f.expand(b, -1, h >> (i + 1), w >> (i + 1)) for i, f in enumerate(self.features)]
+                if self.features is not None else None)
         return code, maps
 
 
@@ -165,8 +185,9 @@ class RestorationUNet(nn.Module):
                  scale_inputs: nn.Module | None = None, skip_fusion: nn.Module | None = None,
                  size_factor: int = 8, img_channel: int = 3) -> None:
         super().__init__()
-        if constyle is not None and style is not None:
-            raise ValueError("give constyle or style (its ablated replacement), not both")
+        if constyle is not None and style is not None and style.replaces == "both":
+            raise ValueError("give constyle or style (its ablated replacement), not both; with "
+                             "constyle, style may replace only its code or only its features")
         if (constyle is None and style is None) != (injection is None):
             raise ValueError("an injection needs constyle or style, and they need an injection")
         if preprocess is None and scale_inputs is None:
@@ -174,7 +195,7 @@ class RestorationUNet(nn.Module):
         if not (len(encoders) == len(downs) == len(ups) == len(decoders)):
             raise ValueError("encoders, downs, ups and decoders must have one entry per level")
         self.constyle = constyle
-        self.style = style  # the ablated control's constants (see ablate_constyle)
+        self.style = style  # the ablated control's constants, all or part (see ablate_constyle)
         self.injection = injection
         self.scale_inputs = scale_inputs
         self.preprocess = preprocess
@@ -223,7 +244,12 @@ class RestorationUNet(nn.Module):
             train_forward = gt is not None and self.training
             gt_in = pad_to_multiple(gt, self.size_factor) if train_forward else None
             cs = self.constyle(inp, gt_in)
-            out = self.restore(inp, cs.code, cs.features)
+            code, features = cs.code, cs.features
+            if self.style is not None:  # half-ablated: one part replaced by constants
+                const_code, const_maps = self.style(inp)
+                code = const_code if const_code is not None else code
+                features = const_maps if const_maps is not None else features
+            out = self.restore(inp, code, features)
         elif self.style is not None:
             out = self.restore(inp, *self.style(inp))
         else:
@@ -232,23 +258,39 @@ class RestorationUNet(nn.Module):
         return TrainOutput(out, cs) if gt is not None else out
 
 
-def ablate_constyle(model: RestorationUNet) -> RestorationUNet:
-    """The control: ``model`` with ConStyle's encoder (query and momentum encoders, queue)
-    replaced by a :class:`ConstantStyle` of the shapes the injection reads, everything
-    else (every backbone and injection module, every parameter name) kept.  The model has
-    no ``constyle`` any more, so a trainer treats it as a plain network (L1 only).
+INJECT_CHOICES = ("none", "code", "features")
 
-    Built from a ConStyle network, so a seed gives the control the same backbone and
-    injection initialisation as the ConStyle network it controls.
+
+def ablate_constyle(model: RestorationUNet, *,
+                    inject: Literal["none", "code", "features"] = "none") -> RestorationUNet:
+    """``model`` with what ConStyle injects replaced, in part or in whole, by learned
+    constants (:class:`ConstantStyle` of the shapes the injection reads); every backbone
+    and injection module and every parameter name kept.
+
+    ``inject`` names what stays live:
+
+    * ``"none"``, the control: ConStyle's encoder (query and momentum encoders, queue)
+      removed.  The model has no ``constyle`` any more, so a trainer treats it as a plain
+      network (L1 only);
+    * ``"code"``: ConStyle kept (it still trains with its losses), only its code reaches
+      the bottleneck; the three feature maps are constants (guideline 2's "code only");
+    * ``"features"``: ConStyle kept, only its feature maps reach the injection; the code
+      is a constant.
+
+    Built from a ConStyle network, so a seed gives the ablated network the same backbone
+    and injection initialisation as the ConStyle network it is compared with.
     """
+    if inject not in INJECT_CHOICES:
+        raise ValueError(f"inject must be one of {INJECT_CHOICES}, got {inject!r}")
     if model.constyle is None or model.injection is None:
         raise ValueError(f"ablate_constyle needs a network with ConStyle, got {type(model).__name__} "
                          "without one")
     feature_channels = [at[0].in_channels for at in model.injection.affine]
-    style = ConstantStyle(code_dim=model.injection.mlp[0].in_features,
-                          feature_channels=feature_channels)
-    model.constyle = None
-    model.style = style
+    code_dim = model.injection.mlp[0].in_features
+    model.style = ConstantStyle(code_dim=None if inject == "code" else code_dim,
+                                feature_channels=None if inject == "features" else feature_channels)
+    if inject == "none":
+        model.constyle = None
     return model
 
 

@@ -48,10 +48,22 @@ class ModelConfig:
 @dataclass
 class ConStyleConfig:
     """The queue and momentum encoder; ``None`` = from the recipe (release: 65760, 0.999).
-    Ignored for models without ConStyle."""
+    Ignored for models without ConStyle.
+
+    Two switches test the paper's guidelines (defaults: the release):
+
+    * ``negatives``: ``queue`` (the release, guideline 1's "additional data structure")
+      or ``batch`` (in-batch negatives, no queue: :class:`irconstyle.constyle.ConStyle`);
+    * ``pretext``: ``restoration`` (the release, guideline 3: the momentum encoder sees
+      the clean image, the positive of the degraded query) or ``instance`` (instance
+      discrimination as DASR / AirNet: the momentum encoder sees another view of the same
+      degraded patch; the view is made by the trainer, :meth:`Trainer.key_input`).
+    """
 
     queue_size: int | None = None
     momentum: float | None = None
+    negatives: Literal["queue", "batch"] = "queue"
+    pretext: Literal["restoration", "instance"] = "restoration"
 
 
 @dataclass

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from ..constyle import MEMORY_KEYS
 from ..data import build_dataset
 from ..data.holdout import HeldOut
+from ..data.augment import DIHEDRAL_COUNT, dihedral
 from ..data.sampling import item_generator, seed_worker
 from ..losses import LossTerms, restoration_loss
 from ..metrics import psnr
@@ -151,22 +152,27 @@ class Trainer:
 
     # ------------------------------------------------------------------ construction
     def _build_model(self) -> tuple[nn.Module, dict]:
-        """Build ``cfg.model``; ConStyle models get the queue size and momentum of
-        ``cfg.constyle`` (rebuilt from the same seed when they differ from the defaults)."""
+        """Build ``cfg.model``; ConStyle models get the queue size, momentum and kind of
+        negatives of ``cfg.constyle`` (rebuilt from the same seed when they differ from
+        the defaults).  The negatives' kind enters the saved model kwargs only when it is
+        not the default, so the release's checkpoints and exports are unchanged."""
         cfg = self.cfg
         kwargs = dict(cfg.model.kwargs)
         given = dict(kwargs.get("constyle_kwargs") or {})
-        for key in ("queue_size", "momentum"):
+        for key in ("queue_size", "momentum", "negatives"):
             if key in given:
                 raise ConfigError(f"model.kwargs.constyle_kwargs.{key}: set constyle.{key} instead "
-                                  "(the recipe derives it when null)")
+                                  "(one place for the queue and its negatives)")
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model.name, **kwargs)
         cs = getattr(model, "constyle", None)
         if cs is not None:
             want = {"queue_size": cfg.constyle.queue_size, "momentum": cfg.constyle.momentum}
+            if cfg.constyle.negatives != "queue":
+                want["negatives"] = cfg.constyle.negatives
             kwargs["constyle_kwargs"] = {**given, **want}
-            if (cs.queue_size, cs.momentum) != (want["queue_size"], want["momentum"]):
+            if ((cs.queue_size, cs.momentum, cs.negatives)
+                    != (want["queue_size"], want["momentum"], cfg.constyle.negatives)):
                 torch.manual_seed(cfg.seed)
                 model = build_model(cfg.model.name, **kwargs)
         return model, kwargs
@@ -270,6 +276,38 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
+    def key_input(self, lq: torch.Tensor, gt: torch.Tensor, step: int) -> torch.Tensor:
+        """What ConStyle's momentum encoder sees at ``step`` (1-based): the pretext task.
+
+        ``restoration`` (the release; the paper's guideline 3): the clean ``gt``, the
+        positive key of the degraded query.  ``instance`` (instance discrimination, the
+        DASR / AirNet pretext): a second view of the same *degraded* patch, each sample
+        transformed by its own random dihedral transform (one of the 8 flips and quarter
+        turns, :func:`irconstyle.data.augment.dihedral`) followed by a random circular
+        shift (``torch.roll`` by a uniform offset in each axis).  Why this view: DASR and
+        AirNet take two crops of one degraded image at its native scale, so both carry the
+        same degradation and the same scene; here the batch holds only the query's patch,
+        and a dihedral transform plus a circular shift is a permutation of its pixels at
+        the native scale: no resampling, so the noise of an i.i.d. noise model keeps its
+        exact distribution (a random-resized crop would rescale the noise and change the
+        degradation), the view has the query's size, and its content is the same scene
+        seen at another position and orientation.  Not exact for anisotropic degradations:
+        quarter turns and flips turn rain streaks and motion-blur paths.  Square patches
+        only.  The draws come from a generator seeded by (seed, step), a pure function of
+        the step, so a resumed run draws the same views.
+        """
+        if self.cfg.constyle.pretext == "restoration" or self.constyle is None:
+            return gt
+        b, _, h, w = lq.shape
+        if h != w:
+            raise ValueError(f"constyle.pretext: instance needs square training patches "
+                             f"(its dihedral views), got {h}x{w}")
+        g = item_generator(self.cfg.seed, step, 0, stream=3)
+        ks = torch.randint(0, DIHEDRAL_COUNT, (b,), generator=g).tolist()
+        shifts = torch.randint(0, h, (b, 2), generator=g).tolist()
+        return torch.stack([dihedral(x, k).roll(tuple(s), dims=(-2, -1))
+                            for x, k, s in zip(lq, ks, shifts)])
+
     def train_step(self, batch: dict) -> LossTerms:
         lq, gt = self._to_device(batch["lq"]), self._to_device(batch["gt"])
         bn_trains = not self.frozen or self.cfg.freeze_mode == "release"
@@ -277,7 +315,8 @@ class Trainer:
             raise ValueError(f"step {self.step + 1}: a batch of {lq.shape[0]} would reach ConStyle's "
                              "BatchNorm1d in train mode; use batch_size >= 2")
         with self._autocast():
-            out = self.train_model(lq, gt)
+            # gt reaches ConStyle's momentum encoder only (the loss below reads gt itself)
+            out = self.train_model(lq, self.key_input(lq, gt, self.step + 1))
             terms = restoration_loss(out.image, gt, out.constyle, self.cfg.loss,
                                      use_constyle=self.constyle_losses and not self.frozen)
         if self.ema is not None and self.cfg.ema.mode == "release":
