@@ -30,7 +30,7 @@ from .data.io import ImageError, IMAGE_EXTENSIONS, list_images, read_image, writ
 from .metrics import to_uint8
 from .nets.padding import pad_to_multiple
 from .protocols import convention, score
-from .tiling import tiled_forward
+from .tiling import check_untiled_fits, tiled_forward
 from .weights import Weights, load_into, read_weights
 
 __all__ = ["restore", "evaluate", "evaluate_checkpoint", "evaluation_dataset", "load_model",
@@ -46,7 +46,9 @@ def restore(model: nn.Module, lq: Tensor, *, tile: int | None = None, overlap: i
             self_ensemble: bool = False) -> Tensor:
     """Restore a BCHW batch with ``model`` in eval mode (same size out).
 
-    ``tile``: run :func:`irconstyle.tiling.tiled_forward` with this tile size.
+    ``tile``: run :func:`irconstyle.tiling.tiled_forward` with this tile size; without
+    it an image whose estimated memory exceeds what is available is refused
+    (:func:`irconstyle.tiling.check_untiled_fits`, MemoryError suggesting a tile).
     ``self_ensemble``: average the 8 dihedral transforms, each restored by a full
     forward (ConStyle included: the release's ensemble called the network without
     ConStyle's inputs, bug B12) and transformed back.
@@ -56,6 +58,8 @@ def restore(model: nn.Module, lq: Tensor, *, tile: int | None = None, overlap: i
     if lq.ndim != 4:
         raise ValueError(f"expected a BCHW tensor, got shape {tuple(lq.shape)}")
     model.eval()
+    if not tile:  # refuse what would not fit, before the forward is killed for memory
+        check_untiled_fits(model, lq)
 
     def forward(x: Tensor) -> Tensor:
         return tiled_forward(model, x, tile=tile, overlap=overlap) if tile else model(x)

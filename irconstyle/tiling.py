@@ -13,23 +13,35 @@ ConStyle-MAXIM at 256x256: its grid gating mixes pixels spread over the whole im
 a tile changes what it computes; tile MAXIM only when memory forces it, with large tiles.
 
 ConStyle models: ConStyle's code is a *global* descriptor of the image, so it is
-computed once on the whole (padded) image and shared by all tiles, exactly as the
-untiled forward does.  Its feature maps are spatial (fea1 at H/2, fea2 at H/4, fea3
-at H/8), so each tile gets the matching window of the full-image maps; tile origins
-are therefore multiples of 8.  When the image has more than ``encode_max_pixels``
-pixels, the encoder does not run on the whole image:
+computed once and shared by all tiles, as the untiled forward does.  Its feature maps
+are spatial (fea1 at H/2, fea2 at H/4, fea3 at H/8), so each tile gets the matching
+window of the full-image maps; tile origins are therefore multiples of 8.  The
+encoder never runs on more than ``encode_max_pixels`` pixels, so the footprint is
+bounded whatever the image's size (issue 18.4; only the image buffers grow):
 
-* the code comes from a copy downscaled (antialiased bilinear) to at most
-  ``encode_max_pixels`` pixels: an approximation of the global descriptor;
-* the feature maps come from running the encoder on each tile with a 32-pixel margin
+* up to ``encode_max_pixels`` (default 1024 x 1024) the code and the feature maps come
+  from the whole image, exactly as untiled;
+* beyond, the code comes from a copy downscaled (antialiased bilinear) to at most
+  ``encode_max_pixels`` pixels: an approximation of the global descriptor (its
+  agreement with the whole-image code is measured in benchmarks/tiling_memory.py);
+* and the feature maps from running the encoder on each tile with a 32-pixel margin
   and cropping the margin away.  The encoder's feature maps have a receptive field of
   31 pixels, so with margins of 32 (and origins on multiples of 8, which keeps the
   stride-2 grids aligned) these crops equal the full-image maps up to rounding.
+
+The blended output is accumulated in the image's dtype (float32), one image-sized
+buffer plus one weight plane, divided in place.
+
+:func:`check_untiled_fits` is what an untiled restoration asks first: an estimate of
+the forward's memory (from the widest activation of a small probe forward, scaled to the
+image) against the memory available, refused with a message suggesting ``--tile``.
 """
 from __future__ import annotations
 
 import math
 import operator
+import os
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -37,10 +49,13 @@ from torch import Tensor, nn
 
 from .nets.padding import check_input, crop_to, pad_to_multiple
 
-__all__ = ["tiled_forward", "tile_starts", "blend_window", "FEATURE_MARGIN"]
+__all__ = ["tiled_forward", "tile_starts", "blend_window", "FEATURE_MARGIN", "ENCODE_MAX_PIXELS",
+           "estimate_forward_bytes", "available_memory_bytes", "check_untiled_fits",
+           "ImageTooLargeError"]
 
 FEATURE_MARGIN = 32  # >= half the encoder's 31 px receptive field, a multiple of 8
 DEFAULT_OVERLAP = 32
+ENCODE_MAX_PIXELS = 1024 * 1024  # the most pixels ConStyle's encoder sees at once when tiling
 _FEATURE_STRIDES = (2, 4, 8)
 
 
@@ -79,7 +94,7 @@ def _round_to(x: int, m: int) -> int:
 
 @torch.no_grad()
 def tiled_forward(model: nn.Module, lq: Tensor, *, tile: int = 256, overlap: int | None = None,
-                  encode_max_pixels: int = 2048 * 2048) -> Tensor:
+                  encode_max_pixels: int = ENCODE_MAX_PIXELS) -> Tensor:
     """Restore ``lq`` (BCHW) tile by tile; returns a tensor of lq's size.
 
     ``tile`` is rounded to a multiple of the model's ``size_factor`` (and of 8 for
@@ -139,15 +154,16 @@ def tiled_forward(model: nn.Module, lq: Tensor, *, tile: int = 256, overlap: int
 def _blend(run, inp: Tensor, size: tuple[int, int], tile: int, stride: int, overlap: int) -> Tensor:
     hp, wp = size
     th, tw = min(tile, hp), min(tile, wp)
-    out = torch.zeros(inp.shape[0], inp.shape[1], hp, wp, dtype=torch.float64, device=inp.device)
-    weight = torch.zeros(hp, wp, dtype=torch.float64, device=inp.device)
+    acc = torch.promote_types(inp.dtype, torch.float32)  # never accumulate in half precision
+    out = torch.zeros(inp.shape[0], inp.shape[1], hp, wp, dtype=acc, device=inp.device)
+    weight = torch.zeros(hp, wp, dtype=acc, device=inp.device)
     for y in tile_starts(hp, th, stride):
         for x in tile_starts(wp, tw, stride):
             win = blend_window(th, tw, overlap, top=y > 0, bottom=y + th < hp,
-                               left=x > 0, right=x + tw < wp).to(inp.device)
-            out[..., y:y + th, x:x + tw] += run(y, x, th, tw).double() * win
+                               left=x > 0, right=x + tw < wp).to(inp.device, acc)
+            out[..., y:y + th, x:x + tw].addcmul_(run(y, x, th, tw), win)
             weight[y:y + th, x:x + tw] += win
-    return (out / weight).to(inp.dtype)
+    return out.div_(weight).to(inp.dtype)
 
 
 def _global_encoding(constyle: nn.Module, inp: Tensor, max_pixels: int):
@@ -176,3 +192,91 @@ def _local_features(constyle: nn.Module, inp: Tensor, y: int, x: int, th: int,
     y1, x1 = min(hp, y + th + FEATURE_MARGIN), min(wp, x + tw + FEATURE_MARGIN)
     feats = constyle.encode(inp[..., y0:y1, x0:x1]).features
     return _crop_features(feats, y - y0, x - x0, th, tw)
+
+
+# ----------------------------------------------------------------------------- untiled memory
+_PER_PIXEL: "weakref.WeakKeyDictionary[nn.Module, float]" = weakref.WeakKeyDictionary()
+# Live tensors at the peak of a no-grad forward, in units of the widest activation:
+# its input and output, the encoder skips and ConStyle's maps.  4 is an uncalibrated
+# allowance (not yet checked against measured peaks for every model).
+_WIDEST_ACTIVATIONS = 4.0
+
+
+def _bytes_per_pixel(model: nn.Module) -> float:
+    """Bytes of the widest activation per input pixel, from one small probe forward
+    (forward hooks on leaf modules); cached per model."""
+    if model in _PER_PIXEL:
+        return _PER_PIXEL[model]
+    factor = int(getattr(model, "size_factor", 1))
+    side = max(64, 2 * factor)
+    param = next(model.parameters(), None)
+    probe = torch.rand(1, int(getattr(model, "img_channel", 3)), side, side,
+                       dtype=param.dtype if param is not None else torch.float32,
+                       device=param.device if param is not None else "cpu")
+    widest = 0
+
+    def hook(_module, _inputs, output) -> None:
+        nonlocal widest
+        if isinstance(output, Tensor):
+            widest = max(widest, output.numel() * output.element_size())
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            model(probe)
+    finally:
+        for h in handles:
+            h.remove()
+    _PER_PIXEL[model] = widest / (side * side)
+    return _PER_PIXEL[model]
+
+
+def estimate_forward_bytes(model: nn.Module, height: int, width: int, batch: int = 1) -> int:
+    """Estimated peak memory of an untiled no-grad forward on a (batch, C, H, W) image:
+    ``_WIDEST_ACTIVATIONS`` times its widest activation, plus the input and output."""
+    factor = int(getattr(model, "size_factor", 1))
+    pixels = batch * (-(-height // factor) * factor) * (-(-width // factor) * factor)
+    images = 2 * batch * 3 * height * width * 4
+    return int(_WIDEST_ACTIVATIONS * _bytes_per_pixel(model) * pixels + images)
+
+
+def available_memory_bytes(device: torch.device | str = "cpu") -> int | None:
+    """Memory a forward may still use: free GPU memory on CUDA, ``MemAvailable`` of
+    /proc/meminfo on Linux, else free pages from ``os.sysconf``; None when unknown."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class ImageTooLargeError(MemoryError, ValueError):
+    """An untiled forward that would not fit in memory (a ValueError too, so the CLI
+    reports it as a bad input rather than an internal error)."""
+
+
+def check_untiled_fits(model: nn.Module, lq: Tensor, *, available: int | None = None) -> None:
+    """Refuse an untiled forward whose estimated memory exceeds what is available,
+    instead of letting the process be killed; ``available`` overrides the query."""
+    if available is None:
+        available = available_memory_bytes(lq.device)
+    if available is None:
+        return
+    need = estimate_forward_bytes(model, lq.shape[-2], lq.shape[-1], batch=lq.shape[0])
+    if need > available:
+        raise ImageTooLargeError(
+            f"restoring this {lq.shape[-1]}x{lq.shape[-2]} image in one piece needs about "
+            f"{need / 2**30:.1f} GiB, but only {available / 2**30:.1f} GiB is available; "
+            "restore it in tiles instead (--tile 512, or tile=512 in Python)")

@@ -1,0 +1,114 @@
+"""Peak memory of tiled restoration against image size (issue 18.4), and how well the
+code of a bounded-size resample agrees with the whole-image code.
+
+Each size runs in a fresh child process (a tiny ConStyle-NAFNet, width 8, one block per
+level, random weights): it builds a random image of the requested megapixels, records
+its peak resident set (``ru_maxrss``) as the baseline, runs
+:func:`irconstyle.tiling.tiled_forward`, and reports the new peak.  ``growth_bytes`` is
+what the restoration added on top of the image; ``image_bytes`` is one fp32 image, for
+scale (the output accumulator and the result are one image each).
+
+Agreement: for each photo given with ``--photos``, the whole-image code against the
+code of the photo downscaled to ``--encode-max-pixels`` (cosine similarity and
+relative L2 error).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+TINY = dict(width=8, left_blk_num=(1, 1, 1), bottom_blk_num=1, right_blk_num=(1, 1, 1),
+            constyle_train=False)
+
+
+def _rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def child(megapixels: float, tile: int) -> dict:
+    import irconstyle
+    from irconstyle.tiling import tiled_forward
+
+    torch.manual_seed(0)
+    model = irconstyle.build_model("constyle_nafnet", **TINY).eval()
+    side = int(round((megapixels * 1e6) ** 0.5))
+    h, w = side, int(side * 4 / 3) // 8 * 8  # a landscape photo's aspect, like the issue's
+    h = int(megapixels * 1e6 / w)
+    lq = torch.rand(1, 3, h, w)
+    base = _rss()
+    out = tiled_forward(model, lq, tile=tile)
+    assert out.shape == lq.shape
+    return {"megapixels": h * w / 1e6, "height": h, "width": w, "tile": tile,
+            "baseline_bytes": base, "peak_bytes": _rss(), "growth_bytes": _rss() - base,
+            "image_bytes": lq.numel() * 4}
+
+
+def agreement(photos: list[Path], max_pixels: int) -> list[dict]:
+    import irconstyle
+    from irconstyle.evaluate import read_input
+    from irconstyle.nets.padding import pad_to_multiple
+
+    torch.manual_seed(0)
+    model = irconstyle.build_model("constyle_nafnet", constyle_train=False).eval()
+    rows = []
+    for p in photos:
+        x = pad_to_multiple(read_input(p)[None], 8)
+        h, w = x.shape[-2:]
+        scale = min(1.0, (max_pixels / (h * w)) ** 0.5)
+        small = F.interpolate(x, size=(max(8, int(h * scale)), max(8, int(w * scale))),
+                              mode="bilinear", antialias=True, align_corners=False)
+        with torch.no_grad():
+            a = model.constyle.encode(x).code
+            b = model.constyle.encode(pad_to_multiple(small, 8)).code
+        rows.append({"photo": p.name, "size": [h, w], "resampled": list(small.shape[-2:]),
+                     "cosine": float(F.cosine_similarity(a, b).item()),
+                     "rel_l2": float((a - b).norm() / a.norm())})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--megapixels", type=float, nargs="+", default=[1, 4, 16, 64])
+    p.add_argument("--tile", type=int, default=512)
+    p.add_argument("--photos", type=Path, nargs="*", default=[])
+    p.add_argument("--encode-max-pixels", type=int, default=None)
+    p.add_argument("--out", default="tiling_memory.json")
+    p.add_argument("--child", type=float, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child is not None:
+        print(json.dumps(child(args.child, args.tile)))
+        return
+    from irconstyle.summary import provenance
+    from irconstyle.tiling import ENCODE_MAX_PIXELS
+
+    rows = []
+    for mp in args.megapixels:
+        run = subprocess.run([sys.executable, __file__, "--child", str(mp), "--tile", str(args.tile)],
+                             capture_output=True, text=True, check=False)
+        row = (json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0
+               else {"megapixels": mp, "error": (run.stderr.strip().splitlines() or ["?"])[-1]})
+        print(row, flush=True)
+        rows.append(row)
+    max_pixels = args.encode_max_pixels or ENCODE_MAX_PIXELS
+    agree = agreement(list(args.photos), max_pixels) if args.photos else []
+    for r in agree:
+        print(r, flush=True)
+    command = shlex.join(["python", "benchmarks/tiling_memory.py", *(argv if argv is not None else sys.argv[1:])])
+    pkg = Path(__file__).resolve().parents[1] / "irconstyle" / "results"
+    folder = pkg if (pkg / "__init__.py").is_file() else Path(__file__).resolve().parent / "results"
+    result = {"provenance": provenance(command), "model": {"name": "constyle_nafnet", **TINY},
+              "encode_max_pixels": max_pixels, "sizes": rows, "code_agreement": agree}
+    (folder / args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {folder / args.out}")
+
+
+if __name__ == "__main__":
+    main()
