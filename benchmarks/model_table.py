@@ -3,8 +3,8 @@ its release defaults, on a 1x3x256x256 input (what is counted: irconstyle.summar
 
     python benchmarks/model_table.py [--names a b ...] [--size 256] [--repeats 3] [--threads N]
 
-Writes benchmarks/results/model_table.json (rows + the environment they were measured
-in) and model_table.csv.  It builds and runs release-size models: minutes on a laptop CPU.
+Writes irconstyle/results/model_table.json (package data: the book reads it, wherever the
+package is installed; rows + the environment they were measured in) and model_table.csv.  It builds and runs release-size models: minutes on a laptop CPU.
 """
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
+from irconstyle.results import results_dir
 from irconstyle.summary import model_table, provenance
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = results_dir()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,8 +25,8 @@ checkpoint, ``torch.equal``); checkpoint writes made to fail (disk full, interru
 failed rename); downloads interrupted at random offsets and resumed, and corrupt files
 re-fetched.  ``data_lost`` counts runs/files whose final state differs.
 
-Writes benchmarks/results/reliability.json with its provenance (command, git commit,
-date, torch, machine).  A few minutes on a 2-core CPU.
+Writes irconstyle/results/reliability.json (package data, read by the book) with its
+provenance (command, git commit, date, torch, machine).  A few minutes on a 2-core CPU.
 """
 from __future__ import annotations
 
@@ -56,9 +56,10 @@ from PIL import Image
 
 import irconstyle
 from irconstyle import build_model, model_names
+from irconstyle.results import results_dir
 from irconstyle.summary import provenance
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = results_dir()
 PKG = Path(irconstyle.__file__).resolve().parent
 ROOT = PKG.parent
 EXPECTED = (TypeError, ValueError, KeyError, OSError)

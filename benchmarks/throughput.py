@@ -1,7 +1,7 @@
 """Training throughput: does data loading keep the accelerator busy?
 
     python benchmarks/throughput.py --model constyle_nafnet --device auto --batch-size 16 \
-        --patch 128 --steps 50 --workers 0 2 --out benchmarks/results/throughput_cuda.json
+        --patch 128 --steps 50 --workers 0 2 --out irconstyle/results/throughput_cuda.json
 
 Writes ``--images`` 1280x720 PNG mosaics of scikit-image photos (GoPro's size; real content,
 as PNG decode time depends on it) to a temporary folder, cuts them into 512x512 sub-images
@@ -32,13 +32,13 @@ import torch.nn.functional as F
 
 from irconstyle.data import load_photo, make_subimages, motion_blur, motion_kernel, photo_names, \
     write_image
+from irconstyle.results import results_dir
 from irconstyle.summary import environment, provenance
 from irconstyle.train import Trainer
 from irconstyle.train.config import DataConfig, DataSplits, LogConfig, ModelConfig, TrainConfig
 from irconstyle.train.distributed import pick_device
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = results_dir()
 
 
 # ------------------------------------------------------------------ a realistic image folder

@@ -1,10 +1,14 @@
 """Choosing a torch device: ``auto`` (CUDA > MPS > CPU) or a name checked against what
-this machine has, so a wrong name fails in one clear line instead of deep in torch."""
+this machine has, so a wrong name fails in one clear line instead of deep in torch; and
+the one way a tensor reaches a model's device (:func:`to_model_device`), so code written
+on a CPU keeps working when the model lives on a GPU."""
 from __future__ import annotations
+
+import itertools
 
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "model_device", "to_model_device"]
 
 
 def _mps_available() -> bool:
@@ -35,3 +39,17 @@ def resolve_device(name: str | None = "auto", *, local_rank: int = 0) -> torch.d
     if dev.type == "mps" and not _mps_available():
         raise ValueError(f"device {name}: MPS is not available here")
     return dev
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model`` computes: the device of its first parameter (else buffer); the CPU
+    for a module that holds no tensors."""
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("cpu") if tensor is None else tensor.device
+
+
+def to_model_device(x: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
+    """``x`` on ``model``'s device (the same tensor when it is already there)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"to_model_device: expected a tensor, got {type(x).__name__}")
+    return x.to(model_device(model))

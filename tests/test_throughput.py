@@ -1,5 +1,5 @@
 """benchmarks/throughput.py at tiny sizes: the functions run and the JSON record is
-well formed. No timing assertions (timings belong in benchmarks/results/)."""
+well formed. No timing assertions (timings belong in irconstyle/results/)."""
 from __future__ import annotations
 
 import importlib.util

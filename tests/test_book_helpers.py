@@ -1,0 +1,114 @@
+"""The helpers the notebooks rely on: the number formatter, the shipped result files,
+the run profile (from the environment, never from the hardware) and the one way a tensor
+reaches a model's device."""
+from __future__ import annotations
+
+import json
+import random
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from irconstyle import profiles
+from irconstyle.devices import model_device, to_model_device
+from irconstyle.report import fmt, formatters
+from irconstyle.results import load_result, results_dir
+
+RESULTS = Path(__file__).resolve().parents[1] / "irconstyle" / "results"
+
+
+# ---------------------------------------------------------------------------- fmt
+def _decimal_reference(value: float, decimals: int) -> str:
+    """Round the exact binary value half-to-even with decimal arithmetic."""
+    text = str(Decimal(value).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN))
+    return text[1:] if text.startswith("-") and Decimal(text) == 0 else text
+
+
+def test_fmt_rounds_like_exact_decimal_arithmetic() -> None:
+    rng = random.Random(0)
+    for _ in range(2000):
+        value = rng.uniform(-1000, 1000) * 10 ** rng.randint(-4, 2)
+        decimals = rng.randint(0, 4)
+        assert fmt(value, decimals) == _decimal_reference(value, decimals), (value, decimals)
+
+
+def test_fmt_edge_cases() -> None:
+    assert fmt(23.249, 1) == "23.2" and fmt(23.251, 1) == "23.3"
+    assert fmt(-0.04, 1) == "0.0"                    # no "-0.0" for a rounded zero
+    assert fmt(float("nan"), 2) == "nan" and fmt(float("-inf"), 1) == "-inf"
+    assert fmt(0.0001234, sig=3) == "0.000123" and fmt(153.2, sig=3) == "153"
+    assert fmt(torch.tensor(1.25), 1) == "1.2"       # a 0-d tensor, half to even
+    for bad in ({}, {"decimals": 1, "sig": 2}, {"decimals": -1}, {"sig": 0}, {"decimals": 1.5}):
+        with pytest.raises(ValueError, match="fmt"):
+            fmt(1.0, **bad)
+
+
+def test_formatters_feed_pandas_to_string() -> None:
+    df = pd.DataFrame({"psnr": [23.249, 24.351], "loss": [0.001234, 153.2], "n": [2, 2]})
+    text = df.to_string(index=False, formatters=formatters({"psnr": 1}, sig={"loss": 2}))
+    lines = [line.split() for line in text.splitlines()]
+    assert lines[0] == ["psnr", "loss", "n"]
+    assert lines[1:] == [["23.2", "0.0012", "2"], ["24.4", "1.5e+02", "2"]]
+    with pytest.raises(ValueError, match="both"):
+        formatters({"psnr": 1}, sig={"psnr": 2})
+
+
+# ---------------------------------------------------------------------------- results
+def test_load_result_reads_the_shipped_file() -> None:
+    assert results_dir() == RESULTS
+    for name in ("model_table.json", "reliability.json"):
+        assert load_result(name) == json.loads((RESULTS / name).read_text(encoding="utf-8"))
+
+
+def test_load_result_absent_and_bad_names() -> None:
+    assert load_result("no_such_result.json") is None
+    for bad in ("model_table.csv", "../pyproject.json", "sub/model_table.json"):
+        with pytest.raises(ValueError, match="result"):
+            load_result(bad)
+
+
+# ---------------------------------------------------------------------------- profiles
+def test_profile_comes_from_the_environment_not_the_hardware(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU workstation
+    monkeypatch.delenv("IRCONSTYLE_PROFILE", raising=False)
+    assert profiles.active_profile() == "smoke"
+    monkeypatch.setenv("IRCONSTYLE_PROFILE", "full")
+    assert profiles.active_profile() == "full"
+    assert profiles.active_profile("smoke") == "smoke"  # an argument wins
+    monkeypatch.setenv("IRCONSTYLE_PROFILE", "gpu")
+    with pytest.raises(ValueError, match="IRCONSTYLE_PROFILE='gpu'"):
+        profiles.active_profile()
+
+
+def test_step_and_batch_caps(monkeypatch) -> None:
+    monkeypatch.delenv("IRCONSTYLE_MAX_STEPS", raising=False)
+    monkeypatch.delenv("IRCONSTYLE_MAX_BATCH", raising=False)
+    assert profiles.cap_steps(20000) == 20000 and profiles.cap_batch(16) == 16
+    assert profiles.max_steps() is None
+    monkeypatch.setenv("IRCONSTYLE_MAX_STEPS", "3")
+    monkeypatch.setenv("IRCONSTYLE_MAX_BATCH", "2")
+    assert profiles.cap_steps(20000) == 3 and profiles.cap_steps(2) == 2
+    assert profiles.cap_batch(16) == 2 and profiles.cap_batch(1) == 1
+    for bad in ("0", "-1", "three", "2.5"):
+        monkeypatch.setenv("IRCONSTYLE_MAX_STEPS", bad)
+        with pytest.raises(ValueError, match="IRCONSTYLE_MAX_STEPS"):
+            profiles.cap_steps(10)
+
+
+# ---------------------------------------------------------------------------- devices
+def test_to_model_device_follows_the_model() -> None:
+    x = torch.rand(1, 3, 4, 4)
+    cpu_model = nn.Conv2d(3, 3, 1)
+    assert to_model_device(x, cpu_model) is x  # already there: the same tensor
+    meta_model = nn.Conv2d(3, 3, 1, device="meta")  # another device, no GPU needed
+    moved = to_model_device(x, meta_model)
+    assert moved.device.type == "meta" and moved.shape == x.shape
+    assert model_device(nn.ReLU()) == torch.device("cpu")  # no tensors at all
+    buffers_only = nn.BatchNorm2d(3, affine=False).to("meta")
+    assert model_device(buffers_only).type == "meta"
+    with pytest.raises(TypeError, match="tensor"):
+        to_model_device([1.0], cpu_model)
