@@ -1,0 +1,272 @@
+"""The book's notebooks hold anywhere: their committed outputs are compared robustly
+(text, not HTML; training numbers with a stated tolerance; one thread), the comparison
+catches a changed constant, the outputs hold under other CPU settings, and the notebooks
+run from an installed wheel outside the clone, in the full profile's code path, writing
+only to scratch folders.  Every test iterates over all of ``book/**/*.ipynb``."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from notebook_runs import BOOK, ENVIRONMENTS, ROOT, book_notebooks, run_env, run_nbval
+
+NOTEBOOKS = book_notebooks()
+IDS = [p.stem for p in NOTEBOOKS]
+# nbval's comment markers and cell tags that turn comparison off for a cell
+IGNORE_MARKERS = ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP", "PYTEST_VALIDATE_IGNORE_OUTPUT")
+IGNORE_TAGS = ("nbval-ignore-output", "nbval-skip")
+# output types nbval leaves out of the comparison (pixels of a figure)
+UNCOMPARED_MIME = ("image/png", "image/jpeg")
+COMPARED_MIME_ALLOWED = ("text/plain",)  # text/html, SVG, LaTeX would be compared byte for byte
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def ignored(cell: nbformat.NotebookNode) -> bool:
+    """Whether nbval skips the comparison of ``cell`` (a comment marker on a line of its
+    own, as nbval reads them, or a tag)."""
+    comments = {line.strip().lstrip("#").strip() for line in cell.source.splitlines()
+                if line.strip().startswith("#")}
+    tags = cell.metadata.get("tags", [])
+    return bool(comments & set(IGNORE_MARKERS)) or any(t in IGNORE_TAGS for t in tags)
+
+
+def only_images(cell: nbformat.NotebookNode) -> bool:
+    """Whether everything ``cell`` shows is a figure: nbval compares only its text stand-in
+    (``<Figure size ... with N Axes>``), never the pixels."""
+    outs = cell.get("outputs", [])
+    return bool(outs) and all(
+        o.output_type in ("display_data", "execute_result")
+        and any(m in o.get("data", {}) for m in UNCOMPARED_MIME) for o in outs)
+
+
+def install_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    return code_cells(nb)[0]
+
+
+def repository_url_of(cell: nbformat.NotebookNode, where: str) -> str | None:
+    lines = [ln for ln in cell.source.splitlines() if re.match(r"REPOSITORY_URL\s*=", ln)]
+    assert len(lines) == 1, f"{where}: the install cell must set REPOSITORY_URL exactly once"
+    return ast.literal_eval(lines[0].split("=", 1)[1].strip())
+
+
+def configured_url() -> str | None:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    return (config.get("repository") or {}).get("url")
+
+
+# ---------------------------------------------------------------------------- static checks
+def test_the_book_has_notebooks() -> None:
+    assert len(NOTEBOOKS) >= 4, NOTEBOOKS
+
+
+def test_install_cells_agree_with_the_book_config() -> None:
+    """One repository address, ``repository.url`` in _config.yml: every notebook's install
+    cell says the same (both unset until the repository is public), the buttons that
+    would link to it are on only when it is set, and no notebook installs from or links
+    to a repository address of its own (``git+https://...``, a Colab link)."""
+    url = configured_url()
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    launch = config.get("launch_buttons") or {}
+    html = config.get("html") or {}
+    if url is None:
+        assert not html.get("use_repository_button") and not html.get("use_issues_button")
+        assert not any(k.endswith("_url") for k in launch), launch
+    else:
+        assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url), url
+    sources = {p.name: install_cell(read(p)).source for p in NOTEBOOKS}
+    assert len(set(sources.values())) == 1, "install cells differ between notebooks"
+    for path in NOTEBOOKS:
+        nb = read(path)
+        assert repository_url_of(install_cell(nb), path.name) == url, path.name
+        for cell in nb.cells:
+            assert "git+http" not in cell.source, f"{path.name}: installs from a literal address"
+            for link in re.findall(r"colab\.research\.google\.com/github/[^\s\"')]+", cell.source):
+                assert url is not None and url.split("github.com/")[1] in link, f"{path.name}: {link}"
+
+
+def test_install_cell_explains_how_to_install(tmp_path: Path) -> None:
+    """On a machine without the package, no wheel uploaded and no repository configured,
+    the install cell stops with how to install, instead of installing from somewhere."""
+    source = install_cell(read(NOTEBOOKS[0])).source
+    if configured_url() is not None:  # published: the cell installs from the repository
+        assert '%pip install -q "git+{REPOSITORY_URL}"' in source
+        return
+    script = (
+        "import sys\n"
+        "sys.modules['irconstyle'] = None  # as on a machine without the package\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        f"result = InteractiveShell.instance().run_cell({source!r})\n"
+        "print('RESULT', type(result.error_in_exec).__name__, result.error_in_exec)\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=run_env({}))
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
+    assert line.startswith("RESULT ImportError"), proc.stdout + proc.stderr
+    assert "pip install -e ." in line and "pip wheel --no-deps -w dist ." in line, line
+
+
+def test_every_notebook_fixes_its_thread_count() -> None:
+    """``torch.set_num_threads(<int>)`` in the setup cell (the one after the install cell),
+    before anything is computed."""
+    for path in NOTEBOOKS:
+        setup = code_cells(read(path))[1].source
+        assert re.search(r"^torch\.set_num_threads\(\d+\)", setup, re.M), path.name
+
+
+def test_compared_outputs_are_plain_text() -> None:
+    """No output nbval would compare byte for byte other than text: pandas' HTML tables
+    (their markup changes with pandas' version) are printed as text instead."""
+    for path in NOTEBOOKS:
+        for i, cell in enumerate(code_cells(read(path))):
+            if ignored(cell):
+                continue
+            for out in cell.get("outputs", []):
+                kinds = set(out.get("data", {})) - set(UNCOMPARED_MIME)
+                assert kinds <= set(COMPARED_MIME_ALLOWED), f"{path.name} code cell {i}: {kinds}"
+
+
+def test_share_of_uncompared_cells_is_under_a_third(record_property) -> None:
+    """Share of code cells whose output ``pytest --nbval`` does not compare, over every
+    book notebook: a cell counts as not compared when nbval's comparison is off for it
+    (``# NBVAL_IGNORE_OUTPUT`` or ``# NBVAL_SKIP`` on a line of its own, or the tags
+    ``nbval-ignore-output`` / ``nbval-skip``), or when all it shows is figures (nbval
+    compares the ``<Figure ...>`` text, not the pixels).  A cell with no output counts as
+    compared: nbval fails it if it prints anything, warns or raises."""
+    total = not_compared = silent = 0
+    for path in NOTEBOOKS:
+        for cell in code_cells(read(path)):
+            total += 1
+            not_compared += ignored(cell) or only_images(cell)
+            silent += not ignored(cell) and not cell.get("outputs")
+    share = not_compared / total
+    record_property("uncompared_share", round(share, 3))
+    print(f"\n{not_compared} of {total} code cells not compared ({share:.1%}); "
+          f"{silent} compared cells are silent")
+    assert share < 1 / 3, f"{not_compared} of {total} code cells are not compared"
+
+
+# ---------------------------------------------------------------------------- executions
+def _git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts}
+
+
+# The cheapest notebook with a compared output that depends on a constant: the ConStyle
+# losses of its table move with the noise level of its crops.
+MUTATED_NOTEBOOK = BOOK / "notebooks" / "constyle_design.ipynb"
+MUTATION = ("* 25 / 255", "* 15 / 255")
+
+
+@pytest.mark.slow
+def test_nbval_fails_when_a_constant_changes(tmp_path: Path) -> None:
+    """The committed outputs pin what a notebook computes: a copy with the noise level
+    changed (sigma 25 -> 15) fails ``pytest --nbval`` on a compared cell, the unmodified
+    copy passes, and running it adds nothing to its folder nor to the clone."""
+    nb = read(MUTATED_NOTEBOOK)
+    hits = [c for c in code_cells(nb) if MUTATION[0] in c.source]
+    assert len(hits) == 1 and not ignored(hits[0]), "the mutated constant is not in one compared cell"
+    before = _git_status()
+    for name, old_new in (("same", None), ("mutated", MUTATION)):
+        folder = tmp_path / name
+        folder.mkdir()
+        copy = read(MUTATED_NOTEBOOK)
+        if old_new is not None:
+            for cell in code_cells(copy):
+                cell.source = cell.source.replace(*old_new)
+        nbformat.write(copy, folder / MUTATED_NOTEBOOK.name)
+        proc = run_nbval([folder / MUTATED_NOTEBOOK.name], cwd=folder, env=run_env({}),
+                         extra=("-x",), timeout=600)
+        log = proc.stdout[-3000:] + proc.stderr[-2000:]
+        if old_new is None:
+            assert proc.returncode == 0, log
+            assert _files(folder) == {MUTATED_NOTEBOOK.name}, _files(folder)
+        else:
+            assert proc.returncode == 1 and "Cell outputs differ" in proc.stdout, log
+    assert _git_status() == before, "running the notebook changed the clone"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", list(ENVIRONMENTS))
+def test_training_notebook_holds_under_cpu_setting(setting: str) -> None:
+    """The most sensitive notebook (two short training runs) passes strict nbval under each
+    CPU setting; results/nbval_environments.json records the whole book under them."""
+    notebook = BOOK / "notebooks" / "training_small_scale.ipynb"
+    proc = run_nbval([notebook], cwd=ROOT, env=run_env(ENVIRONMENTS[setting]), timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def _build_wheel(tmp_path: Path) -> Path:
+    """A wheel of the clone's files (tracked and not ignored), built in a copy so that the
+    build leaves nothing in the clone."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    src = tmp_path / "src"
+    for rel in filter(None, listed.split("\0")):
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    dist = tmp_path / "dist"
+    # this environment's setuptools when it has one (offline); else pip's isolated build
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
+                    "-w", str(dist), str(src)], check=True, capture_output=True, timeout=600)
+    (wheel,) = dist.glob("irconstyle-*.whl")
+    return wheel
+
+
+@pytest.mark.slow
+def test_notebooks_run_from_the_wheel_outside_the_clone(tmp_path: Path) -> None:
+    """What a Colab reader has: the installed wheel and nothing beside it.  Every notebook
+    runs from a folder outside the clone, with the package imported from the wheel (not the
+    editable install), in the full profile's code path capped to 3 steps of batch 2
+    (IRCONSTYLE_MAX_STEPS, IRCONSTYLE_MAX_BATCH), with the reliability campaign's file
+    removed (the notebook computes a small version live).  Afterwards the run folder holds
+    only the notebooks, the scratch folder nothing of the notebooks', the installed package
+    is unchanged and the clone too."""
+    wheel = _build_wheel(tmp_path)
+    members = set(zipfile.ZipFile(wheel).namelist())
+    assert {"irconstyle/results/model_table.json", "irconstyle/results/reliability.json",
+            "irconstyle/configs/smoke/constyle_nafnet.yml"} <= members
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(site), str(wheel)], check=True, capture_output=True, timeout=600)
+    (site / "irconstyle" / "results" / "reliability.json").unlink()
+    run, scratch = tmp_path / "run", tmp_path / "scratch"
+    run.mkdir()
+    scratch.mkdir()
+    for path in NOTEBOOKS:
+        shutil.copy2(path, run / path.name)
+    env = run_env({"PYTHONPATH": str(site), "TMPDIR": str(scratch), "IRCONSTYLE_PROFILE": "full",
+                   "IRCONSTYLE_MAX_STEPS": "3", "IRCONSTYLE_MAX_BATCH": "2"})
+    where = subprocess.run([sys.executable, "-c", "import irconstyle; print(irconstyle.__file__)"],
+                           cwd=run, env=env, capture_output=True, text=True, check=True).stdout
+    assert Path(where.strip()).is_relative_to(site), where
+    site_before, clone_before = _files(site), _git_status()
+
+    proc = run_nbval(sorted(run.glob("*.ipynb")), cwd=run, env=env, lax=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert _files(run) == {p.name for p in NOTEBOOKS}, _files(run)
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("irconstyle")]
+    assert _files(site) == site_before
+    assert _git_status() == clone_before
