@@ -4,9 +4,10 @@
     python -m data_scripts.prepare_medium --out DIR        # recreate elsewhere, verify
     python -m data_scripts.prepare_medium --write-manifest # (maintainers) rewrite the manifest
 
-43 natural colour photos from four offline sources (``reference/data.md`` sections 1.1,
-1.2, 1.5), each downscaled to a longer side of 256 px (antialiased bicubic, 8-bit, the
-rule of ``irconstyle.data.images.downscale``) and stored as PNG:
+43 natural colour photos from four offline sources (each photo's source, licence and
+checksum: ``irconstyle/data/medium/manifest.json`` and ``NOTICE.md``), each downscaled to
+a longer side of 256 px (antialiased bicubic, 8-bit, the rule of
+``irconstyle.data.images.downscale``) and stored as PNG:
 
 * scikit-image (the installed wheel's ``skimage/data``): 8 photos;
 * sporco 0.2.2.post1 (its wheel, fetched with ``pip download --no-deps``): 5 photos;

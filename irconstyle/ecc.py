@@ -1,8 +1,8 @@
 """ECC homography alignment and the RealBlur scoring protocol, in numpy/scipy.
 
 RealBlur-J/R are scored after aligning the restored image to the ground truth, because
-their pairs are not pixel-aligned (data.md §3.2, Restormer's ``evaluate_realblur.py``
-following the official RealBlur protocol):
+their pairs are not pixel-aligned (Restormer's ``Motion_Deblurring/evaluate_realblur.py``,
+github.com/swz30/Restormer, following the official RealBlur protocol):
 
 1. intensity matching: ``zs = (sum(x * z) / sum(z * z)) * z`` (z = prediction,
    x = ground truth, RGB in [0, 1]);

@@ -174,8 +174,9 @@ def _device_of(model: nn.Module) -> torch.device:
 
 def release_pad(model: nn.Module) -> int:
     """What the release's test datasets pad lq and gt to: 8, or 64 for the MAXIM
-    datasets (reference_code.md §4); a model with a larger factor (the 16 of the
-    original NAFNet) pads further inside and crops back, as the release's does."""
+    datasets (the release's ``data/image_datasets.py``, fidelity row D2); a model with a
+    larger factor (the 16 of the original NAFNet) pads further inside and crops back, as
+    the release's does."""
     return 64 if int(getattr(model, "size_factor", 8)) % 64 == 0 else 8
 
 

@@ -1,7 +1,8 @@
 """PSNR and SSIM as the authors' release computes them (BasicSR), plus the MATLAB
 variants that the canonical benchmark scripts use.
 
-BasicSR conventions (reference_code.md §5.2, data.md §3.0), which :func:`psnr` and
+BasicSR conventions (``basicsr/metrics/psnr_ssim.py``, used by the release's test YAMLs;
+the book's fidelity page, "Evaluation protocols"), which :func:`psnr` and
 :func:`ssim` follow:
 
 * images are first clamped to [0, 1], scaled by 255 and rounded to uint8 (BasicSR's
@@ -139,7 +140,7 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
 def rgb_to_y_matlab(img: np.ndarray) -> np.ndarray:
     """MATLAB's ``rgb2ycbcr`` luma on a uint8 image: the same BT.601 formula, but the
     result is uint8, so it is rounded (half away from zero) and saturated
-    (data.md §3.3).  Returns uint8 ``...HW1``."""
+    (as Restormer's ``Deraining/evaluate_PSNR_SSIM.m`` sees it).  Returns uint8 ``...HW1``."""
     y = img.astype(np.float64) @ (_Y_WEIGHTS[:, None] / 255.0) + _Y_OFFSET
     return np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)
 
@@ -218,7 +219,7 @@ def ssim(a: ImageLike, b: ImageLike, *, crop_border: int = 0, y_channel: bool = 
 
 
 def ssim_matlab(x: np.ndarray, y: np.ndarray, *, data_range: float = PEAK) -> float:
-    """MATLAB ``ssim(A, ref)`` on ``HW`` or ``HWC`` arrays (data.md §3.2).
+    """MATLAB ``ssim(A, ref)`` on ``HW`` or ``HWC`` arrays (Restormer's GoPro/HIDE script).
 
     MATLAB treats every dimension as spatial: an M x N x 3 image is one volume,
     filtered by a separable 11x11x11 Gaussian (sigma 1.5 on every axis,

@@ -4,7 +4,7 @@ scores a restored image under them.
 Three protocols (issue 9.2), each reporting PSNR and SSIM on RGB **and** on Y:
 
 ``release``
-    What the authors' code does (reference_code.md §4, §5.2 and bug D2; data.md §3.0):
+    What the authors' code does (the release's test YAMLs and datasets; fidelity row D2):
     lq **and** gt reflect-padded (bottom/right) to a multiple of 8 (64 for MAXIM),
     the output is never cropped back, and BasicSR's metrics (crop 0) are computed on
     the padded images.  Use it to compare with the paper's numbers.
@@ -12,7 +12,8 @@ Three protocols (issue 9.2), each reporting PSNR and SSIM on RGB **and** on Y:
     The same BasicSR metrics on the true image size: only lq is padded (inside the
     model) and the output is cropped back (the fix of D2).
 ``canonical``
-    The community's script for each benchmark (data.md §3.1-3.5): RGB for
+    The community's script for each benchmark (Restormer's and MAXIM's evaluation
+    scripts; the book's fidelity page, "Evaluation protocols"): RGB for
     denoising, dehazing and deblurring (MATLAB's volumetric SSIM on GoPro/HIDE,
     ECC-aligned and masked on RealBlur), Y from MATLAB's rounded ``rgb2ycbcr`` with
     Wang's ``SSIM_index`` for deraining.  ``primary`` names the pair those tables
@@ -60,37 +61,40 @@ class Convention:
 
 RELEASE = Convention(
     "release", "basicsr", "rgb", pad_gt=True,
-    source="reference_code.md §5.2 + D2, data.md §3.0: BasicSR calculate_psnr/ssim, crop 0, "
-           "RGB and Y, on lq/gt reflect-padded to the size factor; which pair the paper "
-           "reports is UNKNOWN (paper.md §5), RGB is listed first")
+    source="release options/test/*.yml + data/image_datasets.py "
+           "(github.com/Dongqi-Fan/IRConStyle), book/fidelity.md D2: BasicSR "
+           "calculate_psnr/ssim, crop 0, RGB and Y, on lq/gt reflect-padded to the size "
+           "factor; which pair the paper's tables report is not known here, RGB is listed "
+           "first")
 BASICSR = Convention(
     "basicsr", "basicsr", "rgb",
-    source="reference_code.md D2 'do instead': pad lq only, crop the output back, "
+    source="book/fidelity.md D2, fixed: pad lq only, crop the output back, "
            "BasicSR metrics with crop 0")
 
 _DENOISE = Convention(
     "canonical", "basicsr", "rgb",
-    source="data.md §3.1/§3.5: Restormer evaluate_gaussian_color_denoising.py, RGB uint8 "
-           "PSNR, border 0; SSIM not reported there (per-channel Gaussian 11/1.5 valid is "
-           "the one available)")
+    source="Restormer Denoising/evaluate_gaussian_color_denoising.py "
+           "(github.com/swz30/Restormer): RGB uint8 PSNR, border 0; SSIM not reported "
+           "there (per-channel Gaussian 11/1.5 valid is the one available)")
 _GOPRO_HIDE = Convention(
     "canonical", "matlab", "rgb",
-    source="data.md §3.2/§3.5: Restormer evaluate_gopro_hide.m, MATLAB psnr/ssim on uint8 "
-           "RGB, no crop; MATLAB ssim treats MxNx3 as a volume (3-D Gaussian filter)")
+    source="Restormer Motion_Deblurring/evaluate_gopro_hide.m (github.com/swz30/Restormer): "
+           "MATLAB psnr/ssim on uint8 RGB, no crop; MATLAB ssim treats MxNx3 as a volume "
+           "(3-D Gaussian filter)")
 _REALBLUR = Convention(
     "canonical", "realblur", "rgb",
-    source="data.md §3.2/§3.5: Restormer evaluate_realblur.py (RealBlur protocol): "
-           "intensity matching, ECC homography (100 iterations), valid mask, masked "
-           "PSNR and skimage Gaussian SSIM with a 5 px border, RGB in [0, 1]")
+    source="Restormer Motion_Deblurring/evaluate_realblur.py (github.com/swz30/Restormer; "
+           "the RealBlur protocol): intensity matching, ECC homography (100 iterations), "
+           "valid mask, masked PSNR and skimage Gaussian SSIM with a 5 px border, RGB in [0, 1]")
 _DERAIN = Convention(
     "canonical", "matlab_y", "y",
-    source="data.md §3.3/§3.5: Restormer evaluate_PSNR_SSIM.m, Y of MATLAB rgb2ycbcr "
-           "(uint8, rounded), PSNR 20 log10(255/RMSE), Wang 2003 SSIM_index (Gaussian "
-           "11/1.5, filter2 'valid'), no crop")
+    source="Restormer Deraining/evaluate_PSNR_SSIM.m (github.com/swz30/Restormer): "
+           "Y of MATLAB rgb2ycbcr (uint8, rounded), PSNR 20 log10(255/RMSE), Wang 2003 "
+           "SSIM_index (Gaussian 11/1.5, filter2 'valid'), no crop")
 _DEHAZE = Convention(
     "canonical", "basicsr", "rgb",
-    source="data.md §3.4/§3.5: MAXIM run_eval.py, RGB PSNR with crop_border 0 (SSIM: "
-           "BasicSR's per-channel Gaussian SSIM)")
+    source="MAXIM maxim/run_eval.py (github.com/google-research/maxim): RGB PSNR with "
+           "crop_border 0 (SSIM: BasicSR's per-channel Gaussian SSIM)")
 
 
 @dataclass(frozen=True)

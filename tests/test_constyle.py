@@ -1,4 +1,5 @@
-"""ConStyle module: encoder layout, training forward, queue, freeze (reference_code.md 1, 8)."""
+"""ConStyle module: encoder layout, training forward, queue, freeze (the release's
+archs/ConStyle_arch.py; book/fidelity.md)."""
 from __future__ import annotations
 
 import copy
@@ -43,7 +44,7 @@ def test_inference_build_allocates_no_memory() -> None:
 
 
 def test_training_forward_queue_and_negatives() -> None:
-    """reference_code.md 8: K=64, B=8 -> logits (8, 65), labels 0, queue[:, 0:8] = q2^T,
+    """As the release's ConStyle: K=64, B=8 -> logits (8, 65), labels 0, queue[:, 0:8] = q2^T,
     second call returns (old[:, 16:24]^T, old[:, 8:16]^T)."""
     torch.manual_seed(0)
     cs = ConStyle(queue_size=64).train()

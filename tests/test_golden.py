@@ -89,7 +89,7 @@ def test_original_parameter_counts(name: str, params: int) -> None:
 
 
 def test_constyle_restormer_submodule_counts() -> None:
-    """The release's submodule breakdown (reference_code.md 2.3)."""
+    """The release's submodule breakdown (counted on its archs/ConStyle_Restormer_arch.py)."""
     m = build_model("constyle_restormer", constyle_train=False)
     assert [count(e) for e in m.encoders] == [125_116, 707_232, 1_558_572]
     assert count(m.bottleneck) == 3_650_848

@@ -45,7 +45,8 @@ def test_style_loss_hand_computed_and_sign() -> None:
 
 
 def _terms_by_hand(image, gt, logits, out1, query, key, nxt, cur) -> dict[str, float]:
-    """The four terms from their definitions (reference_code.md 3.1), in float64."""
+    """The four terms from their definitions (the release's losses/basic_loss.py and
+    models/ConStyle_model.py), in float64."""
     d = lambda t: t.detach().double()  # noqa: E731
     logits = d(logits)
     b, dim = query.shape

@@ -27,7 +27,7 @@ def test_constyle_maxim_parameter_counts_at_release_defaults() -> None:
     assert count(inference) == 8_101_664
     assert count(constyle_maxim(release_dead_modules=True)) == 9_292_496  # + momentum encoder
     assert count(constyle_maxim(constyle_train=False)) == 6_572_576  # without 1,529,088 dead
-    # the release's submodule breakdown (reference_code.md 2.3)
+    # the release's submodule breakdown (counted on its archs/ConStyle_Maxim_arch.py)
     assert [count(e) for e in inference.encoders] == [601_168, 824_480, 702_960]
     assert count(inference.bottleneck) == 891_648
     assert [count(g) for g in inference.skip_fusion.gates] == [282_880, 282_880, 45_312]

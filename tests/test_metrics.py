@@ -153,7 +153,7 @@ def test_ssim_matlab_equals_direct_3d_filtering() -> None:
     sxx, syy, sxy = filt2(y1 * y1) - mx ** 2, filt2(y2 * y2) - my ** 2, filt2(y1 * y2) - mx * my
     ref2 = (((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))).mean()
     assert ssim_matlab(y1, y2) == pytest.approx(ref2, abs=1e-10)
-    # and it is not the per-channel mean (the difference data.md warns about)
+    # and it is not the per-channel mean (BasicSR's SSIM, which differs from MATLAB's)
     assert abs(ssim_matlab(pred, gt) - ssim(pred.astype(np.uint8), gt.astype(np.uint8))) > 1e-4
 
 

@@ -18,7 +18,8 @@ from irconstyle.train.recipe import task_of
 from irconstyle.train.schedule import cyclic_cosine_lr
 from test_trainer import SynthPairs, tiny_config
 
-# reference_code.md section 5.1, transcribed: (batch size, ConStyle_iter) per release YAML.
+# The release's training YAMLs (options/train/<backbone>/train_*.yml in
+# github.com/Dongqi-Fan/IRConStyle), transcribed: (batch size, ConStyle_iter) per YAML.
 TASKS = ("denoise", "denoise15", "denoise25", "denoise50", "deblur", "derain", "dehaze")
 RELEASE_TABLE: dict[str, tuple[int, int | None]] = {}
 for task in TASKS:

@@ -1,8 +1,10 @@
 """The real benchmarks: where each comes from, what it holds, and where it goes on disk.
 
-One explicit table, :data:`BENCHMARKS`. Facts and their sources are in
-``reference/data.md`` section 3. Counts marked [U] there are "widely reported but not
-confirmed"; the preparation step asserts every count instead of trusting it.
+One explicit table, :data:`BENCHMARKS`. Each entry names where its files come from (the
+URL, Google Drive id or manual steps of each :class:`Source`, with a ``note`` for mirrors);
+the layouts follow Restormer's ``Datasets/`` READMEs (github.com/swz30/Restormer) and the
+datasets' papers are on the book's references page. Some published counts are only widely
+reported, so the preparation step asserts every count instead of trusting it.
 
 Canonical layout under a data root (Restormer's ``Datasets/`` tree, one level per task):
 
