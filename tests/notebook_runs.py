@@ -88,7 +88,9 @@ def record(out: Path, names: list[str]) -> dict:
     command = "OMP_NUM_THREADS=1 python tests/notebook_runs.py --out " + \
         os.path.relpath(out, ROOT)
     notebooks = committed_notebooks()
-    runs = {}
+    runs: dict[str, dict] = {}
+    result = {"provenance": provenance(command), "runs": runs}
+    out.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
         env = run_env(ENVIRONMENTS[name])
         capability = subprocess.run(
@@ -98,18 +100,18 @@ def record(out: Path, names: list[str]) -> dict:
         started = time.perf_counter()
         proc = run_nbval(notebooks, cwd=ROOT, env=env, extra=(f"--junitxml={junit}",))
         seconds = time.perf_counter() - started
-        notebooks = _cases(junit)
+        outcomes = _cases(junit)
         junit.unlink()
         runs[name] = {"variables": ENVIRONMENTS[name], "torch_cpu_capability": capability,
                       "command": "pytest --nbval " + " ".join(
                           p.relative_to(ROOT).as_posix() for p in notebooks),
                       "exit_code": proc.returncode,
                       "passed": proc.returncode == 0, "seconds": round(seconds, 1),
-                      "notebooks": notebooks, "summary": proc.stdout.strip().splitlines()[-1:]}
+                      "notebooks": outcomes,
+                      "pytest_last_line": (proc.stdout.strip().splitlines() or [""])[-1]}
         print(f"{name}: exit {proc.returncode} in {seconds:.0f} s", flush=True)
-    result = {"provenance": provenance(command), "runs": runs}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        # written after every setting, so a long record keeps what it has measured
+        out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result
 
 

@@ -21,7 +21,6 @@ import yaml
 from notebook_runs import BOOK, ENVIRONMENTS, ROOT, book_notebooks, run_env, run_nbval
 
 NOTEBOOKS = book_notebooks()
-IDS = [p.stem for p in NOTEBOOKS]
 # nbval's comment markers and cell tags that turn comparison off for a cell
 IGNORE_MARKERS = ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP", "PYTEST_VALIDATE_IGNORE_OUTPUT")
 IGNORE_TAGS = ("nbval-ignore-output", "nbval-skip")
