@@ -166,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train N runs at once in worker processes, each with cpu_count/N "
                         "torch threads (default: 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--summary", action="store_true",
+                   help="train nothing: write summary.md and summary.json (each arm against the "
+                        "reference, paired bootstrap CIs) into the experiment's out_dir from the "
+                        "records it has")
+    p.add_argument("--reference", metavar="ARM", default=None,
+                   help="with --summary: the reference arm (default: the file's first arm)")
+    p.add_argument("--reference-results", metavar="DIR", default=None,
+                   help="with --summary: the folder of the reference arm's records when they "
+                        "are another experiment's (e.g. results/cpu_campaign)")
 
     p = sub.add_parser("latent", parents=[common],
                        help="ConStyle codes of the medium test photos, clean and degraded",
@@ -321,6 +330,18 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
     from .experiments import run_experiment
 
+    if args.summary:
+        from .experiments import load_spec
+        from .experiments.summary import experiment_summary, write_summary
+
+        summary = experiment_summary(args.file, reference=args.reference,
+                                     reference_results=args.reference_results)
+        md, js = write_summary(summary, load_spec(args.file).out_path)
+        print(md.read_text())
+        print(f"wrote {md} and {js}", file=sys.stderr)
+        return 0
+    if args.reference or args.reference_results:
+        raise CLIError("--reference and --reference-results go with --summary")
     words = [PROG, "experiment", args.file, *(w for a in args.only or () for w in ("--only", a)),
              *(["--jobs", str(args.jobs)] if args.jobs > 1 else [])]
     result = run_experiment(args.file, only=args.only, progress=not args.no_progress,
