@@ -1,6 +1,7 @@
 """README.md's commands work as written (issue 17.3).
 
-A fenced block whose info string is ``bash runnable`` is a promise to a new user: run from
+A fenced block whose info string is ``bash runnable`` (or ``python runnable``, for a code
+example run with this environment's Python) is a promise to a new user: run from
 the top of a fresh clone, one after the other, every such block succeeds. This test copies
 the repository's files (tracked and untracked, never ignored ones such as runs/ or
 _build/) into a scratch folder and runs each marked block there with ``bash -e``, in this
@@ -31,7 +32,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-MARKER = ("bash", "runnable")
+# info string -> how the block's text is run
+RUNNERS = {"bash": ["bash", "-e", "-o", "pipefail", "-c"], "python": [sys.executable, "-c"]}
 MAX_STEPS = os.environ.get("README_MAX_STEPS", "20")
 MAX_BATCH = os.environ.get("README_MAX_BATCH", "4")
 BLOCK_TIMEOUT_S = int(os.environ.get("README_BLOCK_TIMEOUT", "1200"))
@@ -62,10 +64,11 @@ def fenced_blocks(markdown: str) -> list[tuple[int, str, str]]:
     return blocks
 
 
-def runnable_blocks(markdown: str) -> list[tuple[int, str]]:
-    """``(line number, script)`` of the blocks marked ``bash runnable``, in order."""
-    return [(n, body) for n, info, body in fenced_blocks(markdown)
-            if tuple(info.split()[:2]) == MARKER]
+def runnable_blocks(markdown: str) -> list[tuple[int, str, str]]:
+    """``(line number, language, script)`` of the blocks marked runnable, in order."""
+    return [(n, info.split()[0], body) for n, info, body in fenced_blocks(markdown)
+            if len(info.split()) >= 2 and info.split()[1] == "runnable"
+            and info.split()[0] in RUNNERS]
 
 
 def copy_clone(dest: Path) -> Path:
@@ -84,9 +87,10 @@ def copy_clone(dest: Path) -> Path:
 # ------------------------------------------------------------------------ the parser
 def test_parser_finds_only_marked_blocks() -> None:
     text = ("# t\n\n```bash\nnot me\n```\n\n```bash runnable\necho one\n```\n\n"
-            "````bash runnable\n```\nnested fence\n```\n````\n\n~~~python runnable\nno\n~~~\n"
-            "Inline ```bash runnable``` is not a block.\n")
-    assert [body for _, body in runnable_blocks(text)] == ["echo one", "```\nnested fence\n```"]
+            "````bash runnable\n```\nnested fence\n```\n````\n\n~~~python runnable\nprint(1)\n~~~\n"
+            "```ruby runnable\nno runner\n```\nInline ```bash runnable``` is not a block.\n")
+    assert [(lang, body) for _, lang, body in runnable_blocks(text)] == [
+        ("bash", "echo one"), ("bash", "```\nnested fence\n```"), ("python", "print(1)")]
     assert runnable_blocks("# no blocks\n\n```bash\nls\n```\n") == []
 
 
@@ -95,7 +99,7 @@ def test_readme_marks_runnable_blocks() -> None:
     blocks = runnable_blocks(README.read_text(encoding="utf-8"))
     assert blocks, ("README.md marks no block ```bash runnable```: its commands are untested "
                     "(mark the commands a new user runs, see tests/test_readme.py)")
-    bad = [n for n, body in blocks if FORBIDDEN.search(body)]
+    bad = [n for n, _, body in blocks if FORBIDDEN.search(body)]
     assert not bad, (f"README.md lines {bad}: a block that installs packages cannot be marked "
                      "runnable (the test runs in the installed environment)")
 
@@ -111,9 +115,9 @@ def test_readme_runnable_blocks_work_in_a_fresh_clone(tmp_path: Path) -> None:
            "IRCONSTYLE_MAX_STEPS": MAX_STEPS, "IRCONSTYLE_MAX_BATCH": MAX_BATCH,
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
            "MPLBACKEND": "Agg"}
-    for line, script in blocks:
+    for line, language, script in blocks:
         try:
-            done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=clone,
+            done = subprocess.run([*RUNNERS[language], script], cwd=clone,
                                   env=env, capture_output=True, text=True,
                                   timeout=BLOCK_TIMEOUT_S)
         except subprocess.TimeoutExpired:
