@@ -247,13 +247,21 @@ def _num(v: Any, digits: int) -> str:
 # ----------------------------------------------------------------------------- commands
 def _cmd_train(args: argparse.Namespace) -> int:
     try:
+        from .profiles import cap_batch, cap_steps
         from .train import load_config, run
     except ImportError as exc:
         raise CLIError(f"training is not available: {exc}") from None
     cfg = load_config(args.config, list(args.overrides))
     if cfg.device != "auto":
         _device(cfg.device, "device")  # a bad device fails here, in one line, before any work
-    result = run(cfg)
+    # $IRCONSTYLE_MAX_STEPS / $IRCONSTYLE_MAX_BATCH cap a run as they cap the notebooks (a
+    # smoke test of a command, e.g. the README's); the scaled recipe then fits the capped run.
+    capped = dataclasses.replace(cfg, total_iters=cap_steps(cfg.total_iters),
+                                 batch_size=cap_batch(cfg.batch_size))
+    if capped != cfg:
+        print(f"{PROG}: capped by the environment to {capped.total_iters} steps of batch "
+              f"{capped.batch_size}", file=sys.stderr)
+    result = run(capped)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
