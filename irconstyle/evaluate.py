@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .data.augment import dihedral, dihedral_inverse
+from .devices import model_device
 from .data.io import ImageError, IMAGE_EXTENSIONS, list_images, read_image, write_image
 from .metrics import to_uint8
 from .nets.padding import pad_to_multiple
@@ -165,13 +166,6 @@ def evaluation_dataset(benchmark: str, *, data_root: str | os.PathLike | None = 
 
 
 # ----------------------------------------------------------------------------- evaluate
-def _device_of(model: nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
-
-
 def release_pad(model: nn.Module) -> int:
     """What the release's test datasets pad lq and gt to: 8, or 64 for the MAXIM
     datasets (the release's ``data/image_datasets.py``, fidelity row D2); a model with a
@@ -196,7 +190,7 @@ def evaluate(model: nn.Module, dataset_or_pairs: Iterable, *, protocol: str, ben
     conv = convention(benchmark, protocol)
     if device is not None:
         model = model.to(device)
-    dev = _device_of(model)
+    dev = model_device(model)
     model.eval()
     factor = release_pad(model)
     rows = []
@@ -392,7 +386,7 @@ def restore_files(model: nn.Module, inputs: Iterable[str | os.PathLike],
     files = check_inputs(inputs) if check else collect_inputs(inputs)
     if device is not None:
         model = model.to(device)
-    dev = _device_of(model)
+    dev = model_device(model)
     out_dir = Path(out_dir)
     written = []
     for f in files:
