@@ -20,6 +20,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -29,11 +30,17 @@ TINY = dict(width=8, left_blk_num=(1, 1, 1), bottom_blk_num=1, right_blk_num=(1,
             constyle_train=False)
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def child(megapixels: float, tile: int) -> dict:
+def child(megapixels: float, tile: int, encode_max_pixels: int | None) -> dict:
     import irconstyle
     from irconstyle.tiling import tiled_forward
 
@@ -44,31 +51,39 @@ def child(megapixels: float, tile: int) -> dict:
     h = int(megapixels * 1e6 / w)
     lq = torch.rand(1, 3, h, w)
     base = _rss()
-    out = tiled_forward(model, lq, tile=tile)
+    t0 = time.perf_counter()
+    out = tiled_forward(model, lq, tile=tile, **({"encode_max_pixels": encode_max_pixels}
+                                                 if encode_max_pixels else {}))
+    seconds = time.perf_counter() - t0
     assert out.shape == lq.shape
     return {"megapixels": h * w / 1e6, "height": h, "width": w, "tile": tile,
             "baseline_bytes": base, "peak_bytes": _rss(), "growth_bytes": _rss() - base,
-            "image_bytes": lq.numel() * 4}
+            "image_bytes": lq.numel() * 4, "seconds": round(seconds, 1)}
 
 
-def agreement(photos: list[Path], max_pixels: int) -> list[dict]:
+def agreement(photos: list[Path], max_pixels: int, weights: Path | None) -> list[dict]:
+    """With ``weights`` (a trained ConStyle model's checkpoint): an untrained encoder's
+    code hardly depends on the image, so only a trained one tests the approximation."""
     import irconstyle
-    from irconstyle.evaluate import read_input
+    from irconstyle.evaluate import load_model, read_input
     from irconstyle.nets.padding import pad_to_multiple
+    from irconstyle.tiling import bounded_code
 
     torch.manual_seed(0)
-    model = irconstyle.build_model("constyle_nafnet", constyle_train=False).eval()
+    model = (load_model(weights=weights)[0] if weights is not None
+             else irconstyle.build_model("constyle_nafnet", constyle_train=False)).eval()
     rows = []
     for p in photos:
-        x = pad_to_multiple(read_input(p)[None], 8)
+        x = read_input(p)[None]
         h, w = x.shape[-2:]
-        scale = min(1.0, (max_pixels / (h * w)) ** 0.5)
-        small = F.interpolate(x, size=(max(8, int(h * scale)), max(8, int(w * scale))),
-                              mode="bilinear", antialias=True, align_corners=False)
+        seen = []
+        encode = model.constyle.encode
         with torch.no_grad():
-            a = model.constyle.encode(x).code
-            b = model.constyle.encode(pad_to_multiple(small, 8)).code
-        rows.append({"photo": p.name, "size": [h, w], "resampled": list(small.shape[-2:]),
+            a = encode(pad_to_multiple(x, 8)).code  # what the untiled forward computes
+            model.constyle.encode = lambda t: (seen.append(list(t.shape[-2:])), encode(t))[1]
+            b = bounded_code(model.constyle, x, max_pixels)  # what tiled_forward uses
+            model.constyle.encode = encode
+        rows.append({"photo": p.name, "size": [h, w], "resampled": seen[0],
                      "cosine": float(F.cosine_similarity(a, b).item()),
                      "rel_l2": float((a - b).norm() / a.norm())})
     return rows
@@ -80,32 +95,37 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--photos", type=Path, nargs="*", default=[])
     p.add_argument("--encode-max-pixels", type=int, default=None)
+    p.add_argument("--weights", type=Path, default=None,
+                   help="a trained ConStyle model (checkpoint) for the code agreement")
     p.add_argument("--out", default="tiling_memory.json")
     p.add_argument("--child", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
-        print(json.dumps(child(args.child, args.tile)))
+        print(json.dumps(child(args.child, args.tile, args.encode_max_pixels)))
         return
     from irconstyle.summary import provenance
     from irconstyle.tiling import ENCODE_MAX_PIXELS
 
     rows = []
     for mp in args.megapixels:
-        run = subprocess.run([sys.executable, __file__, "--child", str(mp), "--tile", str(args.tile)],
+        extra = ["--encode-max-pixels", str(args.encode_max_pixels)] if args.encode_max_pixels else []
+        run = subprocess.run([sys.executable, __file__, "--child", str(mp), "--tile", str(args.tile), *extra],
                              capture_output=True, text=True, check=False)
         row = (json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0
                else {"megapixels": mp, "error": (run.stderr.strip().splitlines() or ["?"])[-1]})
         print(row, flush=True)
         rows.append(row)
     max_pixels = args.encode_max_pixels or ENCODE_MAX_PIXELS
-    agree = agreement(list(args.photos), max_pixels) if args.photos else []
+    agree = agreement(list(args.photos), max_pixels, args.weights) if args.photos else []
     for r in agree:
         print(r, flush=True)
     command = shlex.join(["python", "benchmarks/tiling_memory.py", *(argv if argv is not None else sys.argv[1:])])
     pkg = Path(__file__).resolve().parents[1] / "irconstyle" / "results"
     folder = pkg if (pkg / "__init__.py").is_file() else Path(__file__).resolve().parent / "results"
     result = {"provenance": provenance(command), "model": {"name": "constyle_nafnet", **TINY},
-              "encode_max_pixels": max_pixels, "sizes": rows, "code_agreement": agree}
+              "encode_max_pixels": max_pixels, "sizes": rows, "code_agreement": agree,
+              "agreement_weights": None if args.weights is None else {
+                  "path": str(args.weights), "sha256": _sha256(args.weights)}}
     (folder / args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {folder / args.out}")
 

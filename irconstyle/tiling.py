@@ -22,15 +22,18 @@ bounded whatever the image's size (issue 18.4; only the image buffers grow):
 * up to ``encode_max_pixels`` (default 1024 x 1024) the code and the feature maps come
   from the whole image, exactly as untiled;
 * beyond, the code comes from a copy downscaled (antialiased bilinear) to at most
-  ``encode_max_pixels`` pixels: an approximation of the global descriptor (its
-  agreement with the whole-image code is measured in benchmarks/tiling_memory.py);
+  ``encode_max_pixels`` pixels (:func:`bounded_code`): an approximation of the global
+  descriptor (its agreement with the whole-image code is measured in
+  benchmarks/tiling_memory.py);
 * and the feature maps from running the encoder on each tile with a 32-pixel margin
   and cropping the margin away.  The encoder's feature maps have a receptive field of
   31 pixels, so with margins of 32 (and origins on multiples of 8, which keeps the
   stride-2 grids aligned) these crops equal the full-image maps up to rounding.
 
-The blended output is accumulated in the image's dtype (float32), one image-sized
-buffer plus one weight plane, divided in place.
+Memory beyond the input: one output buffer of the image's size (float32 accumulation),
+divided in place by the summed blending weights, which are separable and kept as two
+vectors; the image padded to the size factor is never built (each tile gathers its own
+padded window, :func:`padded_window`).  Everything else is per tile.
 
 :func:`check_untiled_fits` is what an untiled restoration asks first: an estimate of
 the forward's memory (from the widest activation of a small probe forward, scaled to the
@@ -51,7 +54,7 @@ from .nets.padding import check_input, crop_to, pad_to_multiple
 
 __all__ = ["tiled_forward", "tile_starts", "blend_window", "FEATURE_MARGIN", "ENCODE_MAX_PIXELS",
            "estimate_forward_bytes", "available_memory_bytes", "check_untiled_fits",
-           "ImageTooLargeError"]
+           "ImageTooLargeError", "bounded_code", "padded_window"]
 
 FEATURE_MARGIN = 32  # >= half the encoder's 31 px receptive field, a multiple of 8
 DEFAULT_OVERLAP = 32
@@ -137,45 +140,103 @@ def tiled_forward(model: nn.Module, lq: Tensor, *, tile: int = 256, overlap: int
         return _blend(lambda y, x, th, tw: model(lq[..., y:y + th, x:x + tw]),
                       lq, (h, w), tile, stride, overlap)
 
-    inp = pad_to_multiple(lq, factor)
-    hp, wp = inp.shape[-2:]
+    # The tiles lie on the grid of the image padded to the size factor, as the untiled
+    # forward pads it; the padded image is never materialised (it would be one more
+    # image-sized buffer): each tile reads its window with the padding applied locally.
+    mode = getattr(model, "pad_mode", "reflect")
+    rows, cols = _padded_index(h, factor, mode), _padded_index(w, factor, mode)
+    hp, wp = len(rows), len(cols)
     stride = max(8, (tile - overlap) // 8 * 8)
-    code, features = _global_encoding(constyle, inp, encode_max_pixels)
+    if hp * wp <= encode_max_pixels:  # small enough: everything from the whole image
+        inp = padded_window(lq, rows, cols)
+        enc = constyle.encode(inp)
+        code, features = enc.code, enc.features
+
+        def window(y0: int, y1: int, x0: int, x1: int) -> Tensor:
+            return inp[..., y0:y1, x0:x1]
+    else:
+        code, features = bounded_code(constyle, lq, encode_max_pixels), None
+
+        def window(y0: int, y1: int, x0: int, x1: int) -> Tensor:
+            return padded_window(lq, rows[y0:y1], cols[x0:x1])
 
     def run(y: int, x: int, th: int, tw: int) -> Tensor:
-        feats = (_crop_features(features, y, x, th, tw) if features is not None
-                 else _local_features(constyle, inp, y, x, th, tw))
-        return model.restore(inp[..., y:y + th, x:x + tw], code, feats)
+        if features is not None:
+            feats = _crop_features(features, y, x, th, tw)
+        else:  # the full-image maps' window, from the tile plus a margin
+            y0, x0 = max(0, y - FEATURE_MARGIN), max(0, x - FEATURE_MARGIN)
+            y1, x1 = min(hp, y + th + FEATURE_MARGIN), min(wp, x + tw + FEATURE_MARGIN)
+            feats = _crop_features(constyle.encode(window(y0, y1, x0, x1)).features,
+                                   y - y0, x - x0, th, tw)
+        return model.restore(window(y, y + th, x, x + tw), code, feats)
 
-    out = _blend(run, inp, (hp, wp), tile, stride, overlap)
-    return crop_to(out, h, w)
+    return _blend(run, lq, (hp, wp), tile, stride, overlap)
+
+
+def _padded_index(n: int, factor: int, mode: str) -> Tensor:
+    """For each position of an axis of length ``n`` padded (at the end) to a multiple
+    of ``factor`` by :func:`pad_to_multiple` in ``mode``: the source position it copies,
+    or -1 where it is a zero.  Padding an index ramp gives exactly the gather that
+    padding the image does (reflect, its replicate fallback, or zeros)."""
+    ramp = torch.arange(1, n + 1, dtype=torch.float64).view(1, 1, 1, n)
+    return pad_to_multiple(ramp, factor, mode=mode)[0, 0, 0].long() - 1  # row 0: the ramp
+
+
+def padded_window(lq: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """The window of the padded image at positions ``rows`` x ``cols`` (from
+    :func:`_padded_index`): a view where it lies inside ``lq``, else a gathered copy of
+    the window only."""
+    h, w = lq.shape[-2:]
+    r0, c0 = int(rows[0]), int(cols[0])
+    inside_r = bool(((rows - r0) == torch.arange(len(rows))).all()) and r0 >= 0
+    inside_c = bool(((cols - c0) == torch.arange(len(cols))).all()) and c0 >= 0
+    out = lq[..., r0:r0 + len(rows), :] if inside_r else lq.index_select(-2, rows.clamp(min=0).to(lq.device))
+    out = out[..., c0:c0 + len(cols)] if inside_c else out.index_select(-1, cols.clamp(min=0).to(lq.device))
+    if not inside_r and bool((rows < 0).any()):
+        out[..., (rows < 0).to(lq.device), :] = 0
+    if not inside_c and bool((cols < 0).any()):
+        out[..., (cols < 0).to(lq.device)] = 0
+    return out
 
 
 def _blend(run, inp: Tensor, size: tuple[int, int], tile: int, stride: int, overlap: int) -> Tensor:
+    """Blend ``run(y, x, th, tw)``'s tiles over the grid of ``size`` (the image, or the
+    image padded to the size factor) into an output of ``inp``'s size.  The summed
+    weights are separable (every tile's window is a product of a row and a column ramp,
+    and the grid is a product of row and column origins), so they are two vectors, not
+    a plane; the output is the only image-sized buffer."""
     hp, wp = size
+    h, w = inp.shape[-2:]
     th, tw = min(tile, hp), min(tile, wp)
     acc = torch.promote_types(inp.dtype, torch.float32)  # never accumulate in half precision
-    out = torch.zeros(inp.shape[0], inp.shape[1], hp, wp, dtype=acc, device=inp.device)
-    weight = torch.zeros(hp, wp, dtype=acc, device=inp.device)
-    for y in tile_starts(hp, th, stride):
-        for x in tile_starts(wp, tw, stride):
-            win = blend_window(th, tw, overlap, top=y > 0, bottom=y + th < hp,
-                               left=x > 0, right=x + tw < wp).to(inp.device, acc)
-            out[..., y:y + th, x:x + tw].addcmul_(run(y, x, th, tw), win)
-            weight[y:y + th, x:x + tw] += win
-    return out.div_(weight).to(inp.dtype)
+    out = torch.zeros(inp.shape[0], inp.shape[1], h, w, dtype=acc, device=inp.device)
+    ys, xs = tile_starts(hp, th, stride), tile_starts(wp, tw, stride)
+    wy = torch.zeros(hp, dtype=torch.float64)
+    wx = torch.zeros(wp, dtype=torch.float64)
+    for y in ys:
+        ry = _ramp(th, overlap, y > 0, y + th < hp)
+        wy[y:y + th] += ry
+        for x in xs:
+            rx = _ramp(tw, overlap, x > 0, x + tw < wp)
+            if y == ys[0]:
+                wx[x:x + tw] += rx
+            win = (ry[:, None] * rx[None, :]).to(inp.device, acc)
+            ch, cw = min(th, h - y), min(tw, w - x)  # the part inside the image
+            out[..., y:y + ch, x:x + cw].addcmul_(run(y, x, th, tw)[..., :ch, :cw], win[:ch, :cw])
+    out.div_(wy[:h, None].to(inp.device, acc)).div_(wx[:w].to(inp.device, acc))
+    return out.to(inp.dtype)
 
 
-def _global_encoding(constyle: nn.Module, inp: Tensor, max_pixels: int):
-    """(code, features) from the whole image, or (code of a downscaled copy, None)."""
-    hp, wp = inp.shape[-2:]
-    if hp * wp <= max_pixels:
-        enc = constyle.encode(inp)
-        return enc.code, enc.features
-    scale = math.sqrt(max_pixels / (hp * wp))
-    small = F.interpolate(inp, size=(max(8, int(hp * scale)), max(8, int(wp * scale))),
-                          mode="bilinear", antialias=True, align_corners=False)
-    return constyle.encode(pad_to_multiple(small, 8)).code, None
+def bounded_code(constyle: nn.Module, lq: Tensor, max_pixels: int) -> Tensor:
+    """ConStyle's code of ``lq`` with the encoder seeing at most ``max_pixels`` pixels:
+    the whole image when it fits, else a copy downscaled (antialiased bilinear, aspect
+    kept) to fit, padded to a multiple of 8."""
+    h, w = lq.shape[-2:]
+    if h * w > max_pixels:
+        scale = math.sqrt(max_pixels / (h * w))
+        size = (max(8, int(h * scale) // 8 * 8), max(8, int(w * scale) // 8 * 8))
+        lq = F.interpolate(lq, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return constyle.encode(pad_to_multiple(lq, 8)).code
 
 
 def _crop_features(features, y: int, x: int, th: int, tw: int) -> tuple[Tensor, ...]:

@@ -183,3 +183,58 @@ def test_blend_window_is_positive_and_ramps_only_where_told(n: int, ramp: int) -
     # complementary ramps sum to one across an overlap of exactly the ramp length
     if r:
         torch.testing.assert_close(rising[:r] + falling[n - r:], torch.ones(r, dtype=win.dtype))
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), factor=st.sampled_from([4, 8, 16]),
+       mode=st.sampled_from(["reflect", "zeros"]), data_=st.data())
+def test_padded_window_equals_the_padded_image_s_window(h, w, factor, mode, data_) -> None:
+    """Each tile's locally padded window equals the same window of the whole image padded
+    by pad_to_multiple (reflect with its replicate fallback, or zeros)."""
+    from irconstyle.nets.padding import pad_to_multiple
+    from irconstyle.tiling import _padded_index, padded_window
+
+    x = torch.rand(1, 2, h, w, generator=torch.Generator().manual_seed(h * 41 + w))
+    full = pad_to_multiple(x, factor, mode=mode)
+    rows, cols = _padded_index(h, factor, mode), _padded_index(w, factor, mode)
+    assert (len(rows), len(cols)) == tuple(full.shape[-2:])
+    y0 = data_.draw(st.integers(0, len(rows) - 1))
+    y1 = data_.draw(st.integers(y0 + 1, len(rows)))
+    x0 = data_.draw(st.integers(0, len(cols) - 1))
+    x1 = data_.draw(st.integers(x0 + 1, len(cols)))
+    torch.testing.assert_close(padded_window(x, rows[y0:y1], cols[x0:x1]),
+                               full[..., y0:y1, x0:x1], rtol=0, atol=0)
+
+
+def test_large_image_path_pads_tiles_like_the_untiled_forward() -> None:
+    """An image whose sides are not multiples of 8, on the bounded path (code from a
+    downscaled copy, feature maps per tile): with the resample bound at the image's own
+    size the code is the whole image's, and the tiles agree with the untiled forward."""
+    model = _build("constyle_nafnet")
+    x = torch.rand(1, 3, 203, 141, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        full = model(x)
+        # the bound forces the per-tile feature path; the code is from an 8-aligned copy
+        out = tiled_forward(model, x, tile=64, overlap=16, encode_max_pixels=200 * 136)
+        whole = tiled_forward(model, x, tile=64, overlap=16)
+    assert out.shape == whole.shape == x.shape
+    assert _db(whole, full) > 50.0
+    assert _db(out, full) > 40.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_input_check_finds_any_nan_or_inf_and_accepts_huge_finite_values(dtype) -> None:
+    """check_input's finiteness test sums instead of building a boolean mask; a NaN or
+    infinity anywhere must still be refused, and finite values whose sum overflows the
+    dtype (fp16 ones, or 3e38 in float32) must still pass."""
+    from irconstyle.nets.padding import check_input
+
+    x = torch.ones(1, 3, 200, 200, dtype=dtype)  # sums to 120000 > fp16's largest, 65504
+    check_input(x, 3)
+    big = torch.full((1, 3, 8, 8), torch.finfo(dtype).max / 2, dtype=dtype)
+    check_input(big, 3)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        y = x.clone()
+        y[0, 2, 199, 123] = bad
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            check_input(y, 3)

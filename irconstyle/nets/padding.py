@@ -73,9 +73,18 @@ def check_input(x: Tensor, channels: int, *, like: Tensor | None = None) -> None
         if x.dtype != like.dtype and not _autocast_enabled(x.device.type):
             raise TypeError(f"the image is {x.dtype} but the model's weights are {like.dtype}; "
                             f"convert the image (x.to({like.dtype})) or the model")
-    if not _compiling() and not bool(torch.isfinite(x).all()):
+    if not _compiling() and not _all_finite(x):
         raise ValueError(f"the image batch of shape {tuple(x.shape)} contains NaN or infinite "
                          "values")
+
+
+def _all_finite(x: Tensor) -> bool:
+    """Whether every element is finite, without an image-sized boolean mask: a sum is
+    NaN or infinite when any element is (summed in at least float32, so that half
+    precision sums of ordinary images do not overflow); only a non-finite sum, which
+    huge finite values could also give, is confirmed element by element."""
+    total = x.sum(dtype=torch.promote_types(x.dtype, torch.float32))
+    return bool(torch.isfinite(total)) or bool(torch.isfinite(x).all())
 
 
 def _autocast_enabled(device_type: str) -> bool:
