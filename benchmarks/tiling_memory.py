@@ -6,7 +6,10 @@ level, random weights): it builds a random image of the requested megapixels, re
 its peak resident set (``ru_maxrss``) as the baseline, runs
 :func:`irconstyle.tiling.tiled_forward`, and reports the new peak.  ``growth_bytes`` is
 what the restoration added on top of the image; ``image_bytes`` is one fp32 image, for
-scale (the output accumulator and the result are one image each).
+scale (the output is one image).  Each size runs twice: with glibc's default allocator
+settings ("default") and with the fixed mmap threshold that ``irconstyle restore --tile``
+sets (:func:`irconstyle.tiling.return_freed_memory`, "fixed"): by default glibc's heap
+fragments and grows with the number of tiles.
 
 Agreement: for each photo given with ``--photos``, the whole-image code against the
 code of the photo downscaled to ``--encode-max-pixels`` (cosine similarity and
@@ -40,9 +43,12 @@ def _rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def child(megapixels: float, tile: int, encode_max_pixels: int | None) -> dict:
+def child(megapixels: float, tile: int, encode_max_pixels: int | None, allocator: str) -> dict:
     import irconstyle
-    from irconstyle.tiling import tiled_forward
+    from irconstyle.tiling import return_freed_memory, tiled_forward
+
+    if allocator == "fixed" and not return_freed_memory():
+        raise RuntimeError("glibc's mallopt is not available here")
 
     torch.manual_seed(0)
     model = irconstyle.build_model("constyle_nafnet", **TINY).eval()
@@ -58,7 +64,7 @@ def child(megapixels: float, tile: int, encode_max_pixels: int | None) -> dict:
     assert out.shape == lq.shape
     return {"megapixels": h * w / 1e6, "height": h, "width": w, "tile": tile,
             "baseline_bytes": base, "peak_bytes": _rss(), "growth_bytes": _rss() - base,
-            "image_bytes": lq.numel() * 4, "seconds": round(seconds, 1)}
+            "image_bytes": lq.numel() * 4, "seconds": round(seconds, 1), "allocator": allocator}
 
 
 def agreement(photos: list[Path], max_pixels: int, weights: Path | None) -> list[dict]:
@@ -92,6 +98,8 @@ def agreement(photos: list[Path], max_pixels: int, weights: Path | None) -> list
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--megapixels", type=float, nargs="+", default=[1, 4, 16, 64])
+    p.add_argument("--default-megapixels", type=float, nargs="+", default=None,
+                   help="sizes run with glibc's default allocator settings (default: --megapixels)")
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--photos", type=Path, nargs="*", default=[])
     p.add_argument("--encode-max-pixels", type=int, default=None)
@@ -99,20 +107,25 @@ def main(argv: list[str] | None = None) -> None:
                    help="a trained ConStyle model (checkpoint) for the code agreement")
     p.add_argument("--out", default="tiling_memory.json")
     p.add_argument("--child", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--allocator", choices=["default", "fixed"], default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
-        print(json.dumps(child(args.child, args.tile, args.encode_max_pixels)))
+        print(json.dumps(child(args.child, args.tile, args.encode_max_pixels, args.allocator)))
         return
     from irconstyle.summary import provenance
     from irconstyle.tiling import ENCODE_MAX_PIXELS
 
     rows = []
-    for mp in args.megapixels:
+    runs = [("fixed", mp) for mp in args.megapixels]
+    runs += [("default", mp) for mp in (args.default_megapixels or args.megapixels)]
+    for allocator, mp in runs:
         extra = ["--encode-max-pixels", str(args.encode_max_pixels)] if args.encode_max_pixels else []
-        run = subprocess.run([sys.executable, __file__, "--child", str(mp), "--tile", str(args.tile), *extra],
+        run = subprocess.run([sys.executable, __file__, "--child", str(mp), "--tile", str(args.tile),
+                              "--allocator", allocator, *extra],
                              capture_output=True, text=True, check=False)
         row = (json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0
-               else {"megapixels": mp, "error": (run.stderr.strip().splitlines() or ["?"])[-1]})
+               else {"megapixels": mp, "allocator": allocator,
+                     "error": (run.stderr.strip().splitlines() or ["?"])[-1]})
         print(row, flush=True)
         rows.append(row)
     max_pixels = args.encode_max_pixels or ENCODE_MAX_PIXELS

@@ -325,6 +325,10 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 
     check_inputs(args.inputs)  # a bad input fails (naming itself) before the model is built
     model, label = _load_model(args, args.variant)
+    if args.tile:  # many tiles: keep glibc's heap from growing with their number
+        from .tiling import return_freed_memory
+
+        return_freed_memory()
     written = restore_files(model, args.inputs, args.out, tile=args.tile,
                             overlap=args.tile_overlap, self_ensemble=args.self_ensemble,
                             check=False, progress=lambda src, dst: print(f"{src} -> {dst}"))

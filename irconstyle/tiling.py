@@ -41,9 +41,12 @@ image) against the memory available, refused with a message suggesting ``--tile`
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 import operator
 import os
+import sys
 import weakref
 
 import torch
@@ -54,7 +57,7 @@ from .nets.padding import check_input, crop_to, pad_to_multiple
 
 __all__ = ["tiled_forward", "tile_starts", "blend_window", "FEATURE_MARGIN", "ENCODE_MAX_PIXELS",
            "estimate_forward_bytes", "available_memory_bytes", "check_untiled_fits",
-           "ImageTooLargeError", "bounded_code", "padded_window"]
+           "ImageTooLargeError", "bounded_code", "padded_window", "return_freed_memory"]
 
 FEATURE_MARGIN = 32  # >= half the encoder's 31 px receptive field, a multiple of 8
 DEFAULT_OVERLAP = 32
@@ -253,6 +256,26 @@ def _local_features(constyle: nn.Module, inp: Tensor, y: int, x: int, th: int,
     y1, x1 = min(hp, y + th + FEATURE_MARGIN), min(wp, x + tw + FEATURE_MARGIN)
     feats = constyle.encode(inp[..., y0:y1, x0:x1]).features
     return _crop_features(feats, y - y0, x - x0, th, tw)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+
+
+def return_freed_memory(threshold: int = 1 << 20) -> bool:
+    """Make glibc give large freed buffers back to the system at once, for a process that
+    restores huge images tile by tile.  glibc raises its mmap threshold after every free
+    of a mapped buffer (up to 32 MiB), so a tile's activations, freed and reallocated
+    hundreds of times, end up in a heap that fragments and keeps growing with the number
+    of tiles (measured in benchmarks/tiling_memory.py).  A fixed threshold stops that.
+    Process-wide, so only the ``irconstyle restore`` command calls it; returns whether it
+    applied (False off glibc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+    except (OSError, AttributeError):
+        return False
 
 
 # ----------------------------------------------------------------------------- untiled memory

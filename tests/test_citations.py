@@ -18,7 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIDELITY = ROOT / "book" / "fidelity.md"
-SCANNED_DIRS = ("irconstyle", "data_scripts", "benchmarks", "tests", "experiments", "book", "docs")
+SCANNED_DIRS = ("irconstyle", "data_scripts", "benchmarks", "tests", "experiments", "book", "docs",
+                "results")
 SUFFIXES = {".py", ".yml", ".yaml", ".md", ".sh", ".ipynb", ".txt"}
 SKIPPED_PARTS = {"_build", "__pycache__", ".ipynb_checkpoints", "fixtures"}
 

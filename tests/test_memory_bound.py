@@ -2,6 +2,10 @@
 estimated memory exceeds what is available."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
@@ -62,3 +66,34 @@ def test_untiled_restore_refuses_what_does_not_fit(monkeypatch) -> None:
 def test_available_memory_is_read() -> None:
     avail = tiling.available_memory_bytes("cpu")
     assert avail is None or avail > 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+def test_restore_s_allocator_setting_gives_freed_buffers_back() -> None:
+    """After return_freed_memory(), a freed large buffer leaves the process at once
+    (resident memory back to where it was), however many times buffers of growing size
+    were allocated and freed before: the per-tile pattern that otherwise grows glibc's
+    heap.  In a child process, since the setting is process-wide."""
+    code = textwrap.dedent("""
+        import torch
+        from irconstyle.tiling import return_freed_memory
+
+        def rss():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * 4096
+
+        assert return_freed_memory()
+        for mb in range(4, 24, 2):  # growing sizes: what raises glibc's dynamic threshold
+            t = torch.ones(mb * 2**18)
+            del t
+        before = rss()
+        t = torch.ones(16 * 2**18)  # 16 MiB, touched
+        during = rss()
+        del t
+        after = rss()
+        print(before, during, after)
+        assert during - before > 15 * 2**20, (before, during)
+        assert after - before < 2**20, (before, after)
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
