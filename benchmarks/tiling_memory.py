@@ -7,7 +7,7 @@ its peak resident set (``ru_maxrss``) as the baseline, runs
 :func:`irconstyle.tiling.tiled_forward`, and reports the new peak.  ``growth_bytes`` is
 what the restoration added on top of the image; ``image_bytes`` is one fp32 image, for
 scale (the output is one image).  Each size runs twice: with glibc's default allocator
-settings ("default") and with the fixed mmap threshold that ``irconstyle restore --tile``
+settings ("default") and with the fixed mmap threshold that ``irconstyle restore --tile N --low-memory``
 sets (:func:`irconstyle.tiling.return_freed_memory`, "fixed"): by default glibc's heap
 fragments and grows with the number of tiles.
 

@@ -266,9 +266,11 @@ def return_freed_memory(threshold: int = 1 << 20) -> bool:
     restores huge images tile by tile.  glibc raises its mmap threshold after every free
     of a mapped buffer (up to 32 MiB), so a tile's activations, freed and reallocated
     hundreds of times, end up in a heap that fragments and keeps growing with the number
-    of tiles (measured in benchmarks/tiling_memory.py).  A fixed threshold stops that.
-    Process-wide, so only the ``irconstyle restore`` command calls it; returns whether it
-    applied (False off glibc)."""
+    of tiles (measured in benchmarks/tiling_memory.py).  A fixed threshold stops that, at
+    a price in time: every large buffer is then freshly mapped and zeroed (measured about
+    twice the time of a tiny model's tiled restoration).  Process-wide, so only
+    ``irconstyle restore --low-memory`` calls it; returns whether it applied (False off
+    glibc)."""
     if not sys.platform.startswith("linux"):
         return False
     try:

@@ -148,7 +148,8 @@ def test_restore_good_run_matches_the_package(files: Path, tmp_path: Path) -> No
               metadata={"model": "constyle_nafnet", "model_kwargs": json.dumps(TINY), "weights": "ema"})
     src = files / "bild_äöü 画像.png"
     out = tmp_path / "restored ü"
-    res = cli("restore", src, "--weights", weights, "--out", out, "--tile", "16", cwd=files)
+    res = cli("restore", src, "--weights", weights, "--out", out, "--tile", "16", "--low-memory",
+              cwd=files)
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
     written = out / "bild_äöü 画像.png"
@@ -166,6 +167,10 @@ def test_restore_good_run_matches_the_package(files: Path, tmp_path: Path) -> No
               "--self-ensemble", cwd=files)
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["a.png", "b.png"]
+    res = cli("restore", folder, "--out", tmp_path / "o3", "--weights", weights, "--low-memory",
+              cwd=files)
+    assert res.returncode != 0 and "--low-memory applies to tiled restoration" in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 def test_train_then_evaluate_ema_and_raw(tmp_path: Path) -> None:
