@@ -1,0 +1,155 @@
+"""Three figures the book draws from training runs and campaign records, written once so
+that every chapter shows a paired comparison, a loss log and a restoration the same way.
+
+* :func:`paired_differences`: per arm, the per-image differences against the reference
+  (points), their mean and its paired 95% interval (marker and bar), one task per axis;
+* :func:`loss_panels`: one small panel per loss term, each on its own y scale, because the
+  terms differ by orders of magnitude and in sign (the style loss is negative and about
+  1e-3 when InfoNCE is about 10: on one shared axis it reads as 0);
+* :func:`restoration_panels`: full images with a marked box above, the box enlarged below.
+
+Needs the ``book`` extra (matplotlib, pandas, seaborn); nothing else in the package
+imports this module.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+try:
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+except ImportError as exc:  # the core package does not depend on them
+    raise ImportError("irconstyle.plots draws with matplotlib, pandas and seaborn: install "
+                      "them with `pip install 'irconstyle[book]'`") from exc
+
+from .experiments.summary import ArmComparison
+
+__all__ = ["paired_differences", "loss_panels", "restoration_panels"]
+
+
+def paired_differences(ax: Axes, comparisons: Sequence[ArmComparison], *,
+                       labels: Mapping[str, str] | None = None, unit: str = "dB") -> Axes:
+    """Draw each arm of one task as a row, in the given order from the top: grey points
+    are the per-image differences (arm minus reference, averaged over the paired seeds),
+    the black marker their mean and its bar the comparison's interval; a vertical line
+    marks no difference and the right margin says how many seeds and images each row
+    rests on.  Comparisons without a paired seed (``ci is None``) are refused, so a row
+    can never show an interval that was not computed."""
+    if not comparisons:
+        raise ValueError("paired_differences: no comparison to draw")
+    missing = [c.arm for c in comparisons if c.ci is None]
+    if missing:
+        raise ValueError(f"paired_differences: no paired seed (no interval) for {', '.join(missing)}")
+    tasks = {c.task for c in comparisons}
+    if len(tasks) != 1:
+        raise ValueError(f"paired_differences: one task per axis, got {sorted(tasks)}")
+    names = [(labels or {}).get(c.arm, c.arm) for c in comparisons]
+    points = pd.DataFrame([{"row": name, "diff": d} for name, c in zip(names, comparisons)
+                           for d in c.diffs.mean(axis=0)])
+    sns.stripplot(data=points, x="diff", y="row", order=names, ax=ax, color="0.6", size=4,
+                  jitter=0.15, zorder=1)
+    for y, c in enumerate(comparisons):
+        ax.errorbar(c.ci.diff, y, xerr=[[c.ci.diff - c.ci.lo], [c.ci.hi - c.ci.diff]], fmt="o",
+                    color="black", capsize=4, zorder=3)
+        ax.annotate(f"{c.ci.n_seeds} seed{'s' if c.ci.n_seeds != 1 else ''} x {c.ci.n_images} images",
+                    (1.0, y), xycoords=("axes fraction", "data"), xytext=(4, 0),
+                    textcoords="offset points", va="center", fontsize=7)
+    ax.axvline(0, color="tab:red", lw=1)
+    ref = comparisons[0].reference
+    ax.set_xlabel(f"{comparisons[0].metric} difference, arm - {ref} ({unit})")
+    ax.set_ylabel("")
+    ax.set_title(comparisons[0].task)
+    return ax
+
+
+def loss_panels(logs: Mapping[str, pd.DataFrame], terms: Mapping[str, tuple[str, str]], *,
+                log_scale: Sequence[str] = (), step: str = "step", ncols: int = 4,
+                size: tuple[float, float] = (3.3, 2.6)) -> Figure:
+    """One panel per column of ``terms`` (column -> (title, y-axis label with its unit)),
+    ``ncols`` panels a row, each with every run of ``logs`` (name -> training log) that
+    has finite values in it; rows where the term was not computed (NaN, e.g. after
+    ConStyle froze) are left out, not drawn as 0.  Columns in ``log_scale`` get a
+    logarithmic axis, which needs positive values (a clear error otherwise)."""
+    if not terms:
+        raise ValueError("loss_panels: no loss term to draw")
+    ncols = max(1, min(ncols, len(terms)))
+    nrows = -(-len(terms) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    for ax in axes.flat[len(terms):]:
+        ax.set_visible(False)
+    for ax, (col, (title, ylabel)) in zip(axes.flat, terms.items()):
+        drawn = 0
+        for name, log in logs.items():
+            if col not in log.columns:
+                continue
+            rows = log[np.isfinite(log[col].astype(float))]
+            if rows.empty:
+                continue
+            if col in log_scale and (rows[col] <= 0).any():
+                raise ValueError(f"loss_panels: {col} of {name} has values <= 0 and cannot be "
+                                 "drawn on a log scale (draw it on a linear axis)")
+            ax.plot(rows[step], rows[col], label=name)
+            drawn += 1
+        if drawn == 0:
+            raise ValueError(f"loss_panels: no run logged {col!r}")
+        if col in log_scale:
+            ax.set_yscale("log")
+        if drawn > 1:
+            ax.legend(fontsize=8)
+        ax.set_title(title)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    return fig
+
+
+def _hwc(image) -> np.ndarray:
+    """An image as an HWC float array: a CHW tensor or array (3 or 1 channels), or HWC."""
+    arr = np.asarray(image.detach().cpu() if hasattr(image, "detach") else image, dtype=np.float64)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+        arr = arr.transpose(1, 2, 0)
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 3):
+        raise ValueError(f"restoration_panels: expected a CHW or HWC image, got shape {arr.shape}")
+    return arr
+
+
+def restoration_panels(panels: Sequence[tuple[str, object]], box: tuple[int, int, int], *,
+                       size: float = 3.0, color: str = "yellow") -> Figure:
+    """Two rows: each image of ``panels`` (title, CHW or HWC image in [0, 1]) with the box
+    ``(top, left, side)`` outlined, and below it that box enlarged (nearest neighbour, so
+    the pixels the metric scores are the pixels shown)."""
+    if not panels:
+        raise ValueError("restoration_panels: no image to draw")
+    top, left, side = box
+    images = [(title, np.clip(_hwc(img), 0.0, 1.0)) for title, img in panels]
+    for title, img in images:
+        h, w = img.shape[:2]
+        if side < 1 or top < 0 or left < 0 or top + side > h or left + side > w:
+            raise ValueError(f"restoration_panels: box (top {top}, left {left}, side {side}) "
+                             f"is not inside {title!r} ({h}x{w})")
+    fig, axes = plt.subplots(2, len(images), figsize=(size * len(images), 2 * size), squeeze=False)
+    for (title, img), full, crop in zip(images, axes[0], axes[1]):
+        cmap = "gray" if img.shape[-1] == 1 else None
+        full.imshow(img.squeeze(-1) if cmap else img, cmap=cmap, vmin=0, vmax=1,
+                    interpolation="nearest")
+        full.add_patch(Rectangle((left - 0.5, top - 0.5), side, side, fill=False,
+                                 edgecolor=color, lw=1.5))
+        full.set_title(title, fontsize=9)
+        patch = img[top:top + side, left:left + side]
+        crop.imshow(patch.squeeze(-1) if cmap else patch, cmap=cmap, vmin=0, vmax=1,
+                    interpolation="nearest")
+        crop.set_title(f"the box, enlarged ({side}x{side} pixels)", fontsize=8)
+        full.axis("off")
+        crop.set_xticks([])
+        crop.set_yticks([])
+        for spine in crop.spines.values():
+            spine.set_edgecolor(color)
+            spine.set_linewidth(1.5)
+    fig.tight_layout()
+    return fig
