@@ -96,17 +96,38 @@ def infer_points(name: str, kwargs: dict, device: torch.device, sizes: list[int]
     return rows
 
 
+def _peak_rss() -> int:
+    """This process's peak resident set: VmHWM, which starts afresh at exec (``ru_maxrss``
+    of a child carries its parent's peak over the exec, so it would hide the child's)."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def peak_child(name: str, kwargs: dict, size: int, threads: int) -> dict:
     """Run in a fresh process: the growth of the peak resident set over one forward."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = _build(name, kwargs, train=False).eval()
     lq = torch.rand(1, 3, size, size)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = _peak_rss()
     with torch.no_grad():
         model(lq)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    after = _peak_rss()
     return {"size": size, "peak_growth_bytes": after - before, "image_bytes": lq.numel() * 4}
+
+
+def memory_points(args: argparse.Namespace, threads: int) -> list[dict]:
+    rows = []
+    for size in args.sizes:
+        run = subprocess.run([sys.executable, __file__, "--model", args.model,
+                              "--model-kwargs", json.dumps(args.model_kwargs),
+                              "--child", str(size), str(threads)],
+                             capture_output=True, text=True, check=True)
+        rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -122,11 +143,24 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--out", default="scaling_cpu.json")
+    p.add_argument("--memory-only", action="store_true",
+                   help="re-measure only the memory of the existing --out file (keeps its timings)")
     p.add_argument("--child", type=int, nargs=2, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
         print(json.dumps(peak_child(args.model, args.model_kwargs, *args.child)))
         return {}
+    pkg = Path(__file__).resolve().parents[1] / "irconstyle" / "results"
+    command = shlex.join(["python", "benchmarks/scaling.py",
+                          *(argv if argv is not None else sys.argv[1:])])
+    if args.memory_only:  # re-measure the memory of an existing result, keep its timings
+        result = json.loads((pkg / args.out).read_text())
+        for g in result["groups"]:
+            g["memory"] = memory_points(args, g["threads"])
+        result["memory_provenance"] = provenance(command)
+        (pkg / args.out).write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps([g["memory"] for g in result["groups"]]))
+        return result
     device = torch.device(args.device)
     groups = []
     for threads in args.threads:
@@ -134,22 +168,12 @@ def main(argv: list[str] | None = None) -> dict:
         train = train_points(args.model, args.model_kwargs, device, args.batches, args.patch,
                              args.reps, args.warmup)
         infer = infer_points(args.model, args.model_kwargs, device, args.sizes, args.reps, args.warmup)
-        memory = []
-        if device.type == "cpu":
-            for size in args.sizes:
-                run = subprocess.run([sys.executable, __file__, "--model", args.model,
-                                      "--model-kwargs", json.dumps(args.model_kwargs),
-                                      "--child", str(size), str(threads)],
-                                     capture_output=True, text=True, check=True)
-                memory.append(json.loads(run.stdout.strip().splitlines()[-1]))
+        memory = memory_points(args, threads) if device.type == "cpu" else []
         groups.append({"threads": threads, "train": train, "inference": infer, "memory": memory})
         print(json.dumps(groups[-1]), flush=True)
-    command = shlex.join(["python", "benchmarks/scaling.py",
-                          *(argv if argv is not None else sys.argv[1:])])
     result = {"provenance": provenance(command), "model": args.model,
               "model_kwargs": args.model_kwargs, "device": str(device),
               "dtype": "float32", "groups": groups}
-    pkg = Path(__file__).resolve().parents[1] / "irconstyle" / "results"
     (pkg / args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {pkg / args.out}")
     return result

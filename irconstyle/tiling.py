@@ -348,6 +348,10 @@ def available_memory_bytes(device: torch.device | str = "cpu") -> int | None:
         return None
 
 
+def _human(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 class ImageTooLargeError(MemoryError, ValueError):
     """An untiled forward that would not fit in memory (a ValueError too, so the CLI
     reports it as a bad input rather than an internal error)."""
@@ -364,5 +368,5 @@ def check_untiled_fits(model: nn.Module, lq: Tensor, *, available: int | None = 
     if need > available:
         raise ImageTooLargeError(
             f"restoring this {lq.shape[-1]}x{lq.shape[-2]} image in one piece needs about "
-            f"{need / 2**30:.1f} GiB, but only {available / 2**30:.1f} GiB is available; "
+            f"{_human(need)}, but only {_human(available)} is available; "
             "restore it in tiles instead (--tile 512, or tile=512 in Python)")
