@@ -164,13 +164,8 @@ def tiled_forward(model: nn.Module, lq: Tensor, *, tile: int = 256, overlap: int
             return padded_window(lq, rows[y0:y1], cols[x0:x1])
 
     def run(y: int, x: int, th: int, tw: int) -> Tensor:
-        if features is not None:
-            feats = _crop_features(features, y, x, th, tw)
-        else:  # the full-image maps' window, from the tile plus a margin
-            y0, x0 = max(0, y - FEATURE_MARGIN), max(0, x - FEATURE_MARGIN)
-            y1, x1 = min(hp, y + th + FEATURE_MARGIN), min(wp, x + tw + FEATURE_MARGIN)
-            feats = _crop_features(constyle.encode(window(y0, y1, x0, x1)).features,
-                                   y - y0, x - x0, th, tw)
+        feats = (_crop_features(features, y, x, th, tw) if features is not None
+                 else _margin_features(constyle, window, (hp, wp), y, x, th, tw))
         return model.restore(window(y, y + th, x, x + tw), code, feats)
 
     return _blend(run, lq, (hp, wp), tile, stride, overlap)
@@ -189,7 +184,6 @@ def padded_window(lq: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
     """The window of the padded image at positions ``rows`` x ``cols`` (from
     :func:`_padded_index`): a view where it lies inside ``lq``, else a gathered copy of
     the window only."""
-    h, w = lq.shape[-2:]
     r0, c0 = int(rows[0]), int(cols[0])
     inside_r = bool(((rows - r0) == torch.arange(len(rows))).all()) and r0 >= 0
     inside_c = bool(((cols - c0) == torch.arange(len(cols))).all()) and c0 >= 0
@@ -214,16 +208,17 @@ def _blend(run, inp: Tensor, size: tuple[int, int], tile: int, stride: int, over
     acc = torch.promote_types(inp.dtype, torch.float32)  # never accumulate in half precision
     out = torch.zeros(inp.shape[0], inp.shape[1], h, w, dtype=acc, device=inp.device)
     ys, xs = tile_starts(hp, th, stride), tile_starts(wp, tw, stride)
+    rys = [_ramp(th, overlap, y > 0, y + th < hp) for y in ys]
+    rxs = [_ramp(tw, overlap, x > 0, x + tw < wp) for x in xs]
     wy = torch.zeros(hp, dtype=torch.float64)
     wx = torch.zeros(wp, dtype=torch.float64)
-    for y in ys:
-        ry = _ramp(th, overlap, y > 0, y + th < hp)
+    for y, ry in zip(ys, rys):
         wy[y:y + th] += ry
-        for x in xs:
-            rx = _ramp(tw, overlap, x > 0, x + tw < wp)
-            if y == ys[0]:
-                wx[x:x + tw] += rx
-            win = (ry[:, None] * rx[None, :]).to(inp.device, acc)
+    for x, rx in zip(xs, rxs):
+        wx[x:x + tw] += rx
+    for y, ry in zip(ys, rys):
+        for x, rx in zip(xs, rxs):
+            win = (ry[:, None] * rx[None, :]).to(inp.device, acc)  # blend_window(...) of this tile
             ch, cw = min(th, h - y), min(tw, w - x)  # the part inside the image
             out[..., y:y + ch, x:x + cw].addcmul_(run(y, x, th, tw)[..., :ch, :cw], win[:ch, :cw])
     out.div_(wy[:h, None].to(inp.device, acc)).div_(wx[:w].to(inp.device, acc))
@@ -247,15 +242,23 @@ def _crop_features(features, y: int, x: int, th: int, tw: int) -> tuple[Tensor, 
                  for f, s in zip(features, _FEATURE_STRIDES))
 
 
-def _local_features(constyle: nn.Module, inp: Tensor, y: int, x: int, th: int,
-                    tw: int) -> tuple[Tensor, ...]:
+def _margin_features(constyle: nn.Module, window, size: tuple[int, int], y: int, x: int,
+                     th: int, tw: int) -> tuple[Tensor, ...]:
     """The full-image feature maps' window for one tile, computed on the tile plus a
-    margin (clipped at the image border, where the full image has zero padding too)."""
-    hp, wp = inp.shape[-2:]
+    margin (clipped at the border of the padded image of ``size``, where the full image
+    has zero padding too); ``window(y0, y1, x0, x1)`` reads the padded image."""
+    hp, wp = size
     y0, x0 = max(0, y - FEATURE_MARGIN), max(0, x - FEATURE_MARGIN)
     y1, x1 = min(hp, y + th + FEATURE_MARGIN), min(wp, x + tw + FEATURE_MARGIN)
-    feats = constyle.encode(inp[..., y0:y1, x0:x1]).features
+    feats = constyle.encode(window(y0, y1, x0, x1)).features
     return _crop_features(feats, y - y0, x - x0, th, tw)
+
+
+def _local_features(constyle: nn.Module, inp: Tensor, y: int, x: int, th: int,
+                    tw: int) -> tuple[Tensor, ...]:
+    """:func:`_margin_features` of an image already padded to the size factor."""
+    return _margin_features(constyle, lambda y0, y1, x0, x1: inp[..., y0:y1, x0:x1],
+                            tuple(inp.shape[-2:]), y, x, th, tw)
 
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
