@@ -13,7 +13,8 @@ comparison, the two are timed in alternation (ours, release, release, ours, ...)
 ``--warmup`` steps each, synchronised on CUDA; the JSON holds the median and quartiles of
 ``--steps`` steps each, the ratio of the medians, the warm-up (compile) time separately,
 and peak memory: ``torch.cuda.max_memory_allocated`` on CUDA, on a CPU the peak resident
-set (``ru_maxrss``) of a child process that builds one model and runs two steps.
+set (VmHWM, reset after the build) of a child process that builds one model and runs two
+steps, beside its resident set before the first step.
 
 What a step is:
   * training: the release's ``optimize_parameters`` without EMA (ConStyle forward with
@@ -24,10 +25,17 @@ What a step is:
   * inference: eval mode, ``no_grad``; the release's test call (``encoder_q`` then the
     network) against ``model(lq)``.
 
-Comparisons: ``fp32`` (both fp32, the same TF32 setting), ``bf16`` (both under bf16
-autocast), ``best`` (ours with what pays on the device: fused AdamW, and on CUDA
-channels_last, bf16 autocast and optionally ``torch.compile``, against the release as
-shipped: fp32).
+"Ours" is what the package runs by default on the device: the model in the layout
+:func:`irconstyle.devices.fast_layout` gives it (``channels_last`` on CPU and CUDA), and
+AdamW's fused kernel where :func:`irconstyle.devices.fused_optimizer_supported` says the
+device has one, as ``Trainer`` builds it.  Comparisons: ``fp32`` (both fp32, the same TF32
+setting), ``bf16`` (both under bf16 autocast), ``best`` (ours with what pays on the device:
+on CUDA also bf16 autocast and optionally ``torch.compile``, against the release as shipped:
+fp32), and ``plain`` (ours without channels_last or the fused optimizer, fp32: the same
+code path as the release, to show what the layout and the kernel contribute).
+
+``--profile N`` runs ``torch.profiler`` over N fp32 steps of each side and stores the
+operators with the most self time: where the time goes, measured rather than guessed.
 """
 from __future__ import annotations
 
@@ -51,6 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from irconstyle import build_model
+from irconstyle.devices import channels_last_pays, fused_optimizer_supported
 from irconstyle.losses import restoration_loss
 from irconstyle.release import load_release_checkpoint
 from irconstyle.summary import provenance
@@ -236,20 +245,24 @@ def _stats(times: list[float]) -> dict:
     return {"median_s": statistics.median(times), "q1_s": q[0], "q3_s": q[2], "n": len(times)}
 
 
+COMPARISONS = ["fp32", "bf16", "best", "plain"]
+
+
 def setting(comparison: str, device: torch.device, compile_ours: bool) -> dict:
-    """What each side runs with in a comparison."""
+    """What each side runs with in a comparison (ours: the package's defaults on the
+    device, except in ``plain``)."""
     cuda = device.type == "cuda"
+    defaults = {"channels_last": channels_last_pays(device), "fused": fused_optimizer_supported(device)}
+    shipped = {"bf16": False, "channels_last": False, "fused": False}
     if comparison == "fp32":
-        return {"ours": {"bf16": False, "channels_last": False, "fused": False, "compile": False},
-                "release": {"bf16": False, "channels_last": False, "fused": False}}
+        return {"ours": {"bf16": False, **defaults, "compile": False}, "release": shipped}
     if comparison == "bf16":
-        return {"ours": {"bf16": True, "channels_last": False, "fused": False, "compile": False},
-                "release": {"bf16": True, "channels_last": False, "fused": False}}
+        return {"ours": {"bf16": True, **defaults, "compile": False}, "release": {**shipped, "bf16": True}}
     if comparison == "best":
-        return {"ours": {"bf16": cuda, "channels_last": cuda, "fused": True,
-                         "compile": compile_ours and cuda},
-                "release": {"bf16": False, "channels_last": False, "fused": False}}
-    raise ValueError(f"unknown comparison {comparison!r}; known: fp32, bf16, best")
+        return {"ours": {"bf16": cuda, **defaults, "compile": compile_ours and cuda}, "release": shipped}
+    if comparison == "plain":
+        return {"ours": {**shipped, "compile": False}, "release": shipped}
+    raise ValueError(f"unknown comparison {comparison!r}; known: {', '.join(COMPARISONS)}")
 
 
 def run_pair(name: str, mode: str, comparison: str, ours: nn.Module, release: nn.Module,
@@ -303,14 +316,58 @@ def run_pair(name: str, mode: str, comparison: str, ours: nn.Module, release: nn
     return row
 
 
+def profile_pair(name: str, mode: str, ours: nn.Module, release: nn.Module, args: argparse.Namespace,
+                 device: torch.device, size: int, batch: int, top: int = 15) -> dict:
+    """``torch.profiler`` over ``args.profile`` fp32 steps of each side (after one
+    untimed step): total self time and the operators with the most of it."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cfg = setting("fp32", device, False)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    out = {}
+    for who in ("ours", "release"):
+        fmt = torch.channels_last if cfg[who]["channels_last"] else torch.contiguous_format
+        model = (ours if who == "ours" else release).to(memory_format=fmt)
+        g = torch.Generator().manual_seed(1)
+        lq = torch.rand(batch, 3, size, size, generator=g).to(device).contiguous(memory_format=fmt)
+        gt = lq.clone()
+        if mode == "train":
+            model.train()
+            opt = adamw(model, cfg[who]["fused"])
+            step = ((lambda: ours_train_step(model, opt, lq, gt, contextlib.nullcontext)) if who == "ours"
+                    else (lambda: release_train_step(model, opt, lq, gt, has_constyle(name),
+                                                     contextlib.nullcontext)))
+        else:
+            model.eval()
+            step = ((lambda: ours_infer(model, lq, contextlib.nullcontext)) if who == "ours"
+                    else (lambda: release_infer(model, lq, has_constyle(name), contextlib.nullcontext)))
+        with cuda_calls_are_noops(device):
+            step()
+            with profile(activities=activities) as prof:
+                for _ in range(args.profile):
+                    step()
+                _sync(device)
+        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in events)
+        out[who] = {"steps": args.profile, "self_cpu_total_ms": total / 1e3,
+                    "top": [{"op": e.key, "self_cpu_ms": e.self_cpu_time_total / 1e3,
+                             "calls": e.count} for e in events[:top]]}
+        model.to(memory_format=torch.contiguous_format)
+    return out
+
+
 def output_difference(name: str, ours: nn.Module, release: nn.Module, device: torch.device) -> float:
-    """Max |ours - release| of eval outputs on one 128x128 image (fp32)."""
+    """Max |ours - release| of eval outputs on one 128x128 image (fp32), ours in the
+    layout it is timed in."""
     ours.eval()
     release.eval()
+    if setting("fp32", device, False)["ours"]["channels_last"]:
+        ours.to(memory_format=torch.channels_last)
     x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(2)).to(device)
     with cuda_calls_are_noops(device):
         a = ours_infer(ours, x, contextlib.nullcontext)
         b = release_infer(release, x, has_constyle(name), contextlib.nullcontext)
+    ours.to(memory_format=torch.contiguous_format)
     return float((a - b).abs().max())
 
 
@@ -327,6 +384,27 @@ def child_peak(args: argparse.Namespace, name: str, who: str, mode: str, size: i
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _status_bytes(field: str) -> int | None:
+    """A ``/proc/self/status`` memory field (VmRSS, VmHWM) in bytes; None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Start the peak resident set afresh (Linux: ``5`` into ``clear_refs`` resets VmHWM),
+    so that building two models before the steps does not set the peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
 
@@ -337,24 +415,34 @@ def run_child(args: argparse.Namespace) -> None:
     ours, release = build_pair(spec["name"], load_release(args.release), device)
     model = ours if spec["who"] == "ours" else release
     (release if spec["who"] == "ours" else ours).to("meta")  # drop the other one's weights
+    cfg = setting("fp32", device, False)[spec["who"]]
+    fmt = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+    model.to(memory_format=fmt)
     g = torch.Generator().manual_seed(1)
-    lq = torch.rand(spec["batch"], 3, spec["size"], spec["size"], generator=g)
+    lq = torch.rand(spec["batch"], 3, spec["size"], spec["size"], generator=g).contiguous(memory_format=fmt)
     gt = lq.clone()
     constyle = has_constyle(spec["name"])
     if spec["mode"] == "train":
         model.train()
-        opt = adamw(model, False)
+        opt = adamw(model, cfg["fused"])
         fn = ((lambda: ours_train_step(model, opt, lq, gt, contextlib.nullcontext)) if spec["who"] == "ours"
               else (lambda: release_train_step(model, opt, lq, gt, constyle, contextlib.nullcontext)))
     else:
         model.eval()
         fn = ((lambda: ours_infer(model, lq, contextlib.nullcontext)) if spec["who"] == "ours"
               else (lambda: release_infer(model, lq, constyle, contextlib.nullcontext)))
-    base = _maxrss_bytes()
+    import gc
+
+    gc.collect()
+    if _reset_peak() and _status_bytes("VmHWM") is not None:
+        base = _status_bytes("VmRSS")
+        peak = lambda: _status_bytes("VmHWM")  # noqa: E731
+    else:  # no /proc: ru_maxrss, which may still hold the build's peak
+        base, peak = _maxrss_bytes(), _maxrss_bytes
     with cuda_calls_are_noops(device):
         fn()
         fn()
-    print(json.dumps({"peak_bytes": _maxrss_bytes(), "baseline_bytes": base}))
+    print(json.dumps({"peak_bytes": peak(), "baseline_bytes": base}))
 
 
 # ---------------------------------------------------------------- main
@@ -363,8 +451,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--release", type=Path, required=True, help="checkout of github:Dongqi-Fan/IRConStyle")
     p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     p.add_argument("--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"])
-    p.add_argument("--comparisons", nargs="+", default=["fp32", "bf16", "best"],
-                   choices=["fp32", "bf16", "best"])
+    p.add_argument("--comparisons", nargs="+", default=["fp32", "bf16", "best"], choices=COMPARISONS)
     p.add_argument("--steps", type=int, default=50, help="timed steps per side (median reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed-for-the-median steps per side")
     p.add_argument("--batch", type=int, default=16, help="training batch (the paper's)")
@@ -376,6 +463,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convs (both sides)")
     p.add_argument("--compile", action="store_true", help="torch.compile ours in the 'best' comparison (CUDA)")
     p.add_argument("--memory", action="store_true", help="CPU: peak RSS of child processes (slow)")
+    p.add_argument("--profile", type=int, default=0,
+                   help="profile this many fp32 steps per side and model/mode (0: off)")
     p.add_argument("--out", default=None, help="result file name (default sidebyside_<device>.json)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -393,35 +482,49 @@ def main(argv: list[str] | None = None) -> dict:
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
     release_classes = load_release(args.release)
-    rows, checks = [], {}
+    command = shlex.join(["python", "benchmarks/sidebyside.py", *(argv if argv is not None else sys.argv[1:])])
+    out = results_dir() / (args.out or f"sidebyside_{device.type}.json")
+    result = {"provenance": provenance(command), "device": str(device),
+              "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+              "tf32": args.tf32, "steps": args.steps, "warmup": args.warmup,
+              "threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+              "release_checkout": str(args.release), "complete": False,
+              "max_abs_output_difference": {}, "rows": [], "profiles": {}}
     for name in args.models:
         ours, release = build_pair(name, release_classes, device)
-        checks[name] = output_difference(name, ours, release, device)
-        print(f"{name}: max |ours - release| = {checks[name]:.2e}", flush=True)
+        diff = output_difference(name, ours, release, device)
+        result["max_abs_output_difference"][name] = diff
+        print(f"{name}: max |ours - release| = {diff:.2e}", flush=True)
         for mode in args.modes:
             batch = args.batch_restormer if "restormer" in name else args.batch
             cases = [(args.patch, batch)] if mode == "train" else [(s, 1) for s in args.sizes]
+            if args.profile:
+                size, b = cases[0]
+                result["profiles"][f"{name}/{mode}/{size}/b{b}"] = profile_pair(
+                    name, mode, ours, release, args, device, size, b)
             for size, b in cases:
                 for comparison in args.comparisons:
                     row = run_pair(name, mode, comparison, ours, release, args, device, size, b)
                     if args.memory and device.type == "cpu" and comparison == "fp32":
                         for who in ("ours", "release"):
                             row[who]["child_memory"] = child_peak(args, name, who, mode, size, b)
-                    rows.append(row)
+                    result["rows"].append(row)
                     print(f"  {mode} {size} b{b} {comparison}: ours {row['ours']['median_s']:.3f} s, "
                           f"release {row['release']['median_s']:.3f} s, "
                           f"speedup {row['speedup']:.3f}", flush=True)
+                    _write(out, result)  # after every row: a run cut short keeps what it measured
         del ours, release
-    command = shlex.join(["python", "benchmarks/sidebyside.py", *(argv if argv is not None else sys.argv[1:])])
-    result = {"provenance": provenance(command), "device": str(device),
-              "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-              "tf32": args.tf32, "steps": args.steps, "warmup": args.warmup,
-              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-              "release_checkout": str(args.release), "max_abs_output_difference": checks, "rows": rows}
-    out = results_dir() / (args.out or f"sidebyside_{device.type}.json")
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    result["complete"] = True
+    _write(out, result)
     print(f"wrote {out}")
     return result
+
+
+def _write(path: Path, result: dict) -> None:
+    """Atomic JSON write (a temporary file renamed over the target)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

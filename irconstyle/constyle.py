@@ -189,8 +189,9 @@ class ConStyle(nn.Module):
         for pk, pq in zip(self.encoder_k.parameters(), self.encoder_q.parameters()):
             pk.mul_(self.momentum).add_(pq.detach(), alpha=1.0 - self.momentum)
 
-    def _slot(self, start: int, length: int) -> Tensor:
-        """Queue columns start..start+length, wrapping around K (a modular gather)."""
+    def _slot(self, start: Tensor, length: int) -> Tensor:
+        """Queue columns start..start+length, wrapping around K (a modular gather);
+        ``start`` is a one-element tensor on the queue's device, so no host read."""
         idx = (torch.arange(length, device=self.queue.device) + start) % self.queue_size
         return self.queue.index_select(1, idx)
 
@@ -206,7 +207,9 @@ class ConStyle(nn.Module):
         rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         emb = _gather_all(emb.detach()).to(self.queue.dtype)
         n = emb.shape[0]
-        ptr = int(self.queue_ptr.item())
+        # The pointer stays a device tensor: every index below is computed on the queue's
+        # device, so the step never waits for the GPU to read it back (no .item()).
+        ptr = self.queue_ptr.clone()
         mine = ptr + rank * local
         old_cur = self._slot(mine, local).t().clone()
         old_next = self._slot(mine + local, local).t().clone()
@@ -214,8 +217,8 @@ class ConStyle(nn.Module):
             emb = emb[-self.queue_size:]
             n = self.queue_size
         idx = (torch.arange(n, device=self.queue.device) + ptr) % self.queue_size
-        self.queue[:, idx] = emb.t()
-        self.queue_ptr[0] = (ptr + n) % self.queue_size
+        self.queue.index_copy_(1, idx, emb.t())
+        self.queue_ptr.copy_((ptr + n) % self.queue_size)
         return old_next, old_cur
 
     def freeze(self) -> None:

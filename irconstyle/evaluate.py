@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .data.augment import dihedral, dihedral_inverse
-from .devices import model_device
+from .devices import fast_layout, model_device
 from .data.io import ImageError, IMAGE_EXTENSIONS, list_images, read_image, write_image
 from .metrics import to_uint8
 from .nets.padding import pad_to_multiple
@@ -279,7 +279,8 @@ def load_model(name: str | None = None, weights: str | os.PathLike | Weights | N
     safetensors exports do); the file's recorded keyword arguments are used, updated
     by ``kwargs``.  ConStyle models are built without the momentum encoder and queue
     (``constyle_train=False``) unless ``kwargs`` says otherwise.  ``variant``: ``ema``
-    (the default when present), ``raw`` or ``weights``.
+    (the default when present), ``raw`` or ``weights``.  The model comes in the memory
+    layout that is fastest on its device (:func:`irconstyle.devices.fast_layout`).
     """
     from .zoo import build_model
 
@@ -306,7 +307,7 @@ def load_model(name: str | None = None, weights: str | os.PathLike | Weights | N
         label = f"{w.path} [{variant}]"
     if device is not None:
         model = model.to(device)
-    return model.eval(), label
+    return fast_layout(model).eval(), label
 
 
 # ----------------------------------------------------------------------------- files

@@ -187,3 +187,16 @@ def test_summarize_is_a_torchinfo_table() -> None:
     text = summarize("constyle_restormer", input_size=(1, 3, 16, 16), depth=1,
                      **TINY["constyle_restormer"], constyle_train=False)
     assert "RestorationUNet" in text and "Total params" in text
+
+
+def test_the_finite_check_can_be_turned_off_for_a_block_and_comes_back():
+    """``finite_check(False)`` (the trainer's step) skips the NaN test, which reads a
+    value back from the device; outside the block a NaN image is refused again."""
+    from irconstyle.nets.padding import check_input, finite_check
+
+    bad = torch.zeros(1, 3, 8, 8)
+    bad[0, 1, 2, 3] = float("nan")
+    with finite_check(False):
+        check_input(bad, 3)  # not refused
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        check_input(bad, 3)

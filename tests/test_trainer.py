@@ -394,3 +394,47 @@ def test_constyle_train_false_with_its_losses_on_is_refused(tmp_path):
         name="constyle_nafnet", kwargs=dict(TINY_NAFNET, constyle_train=False)))
     with pytest.raises(ConfigError, match="loss.infonce, loss.content and loss.style to 0"):
         Trainer(cfg, train_set=SynthPairs())
+
+
+# ---------------------------------------------------------------------------- speed (issue 18)
+def test_the_training_step_never_reads_a_value_back_to_the_host(tmp_path, monkeypatch):
+    """No host synchronisation inside a step (what would make a GPU wait): the step
+    must not turn a tensor into a Python number or truth value.  Checked on the CPU by
+    making every such conversion raise while ``train_step`` runs, ConStyle training
+    (momentum encoder, queue write) and frozen."""
+    cfg = tiny_config(tmp_path, total_iters=4, constyle_iters=2)
+    tr = Trainer(cfg, train_set=SynthPairs())
+    batches = [SynthPairs()[i] for i in range(4)]
+    batch = {"lq": torch.stack([b["lq"] for b in batches]), "gt": torch.stack([b["gt"] for b in batches])}
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("a tensor was read back to the host inside the training step")
+
+    ptr_before = tr.model.constyle.queue_ptr.clone()
+    with monkeypatch.context() as m:
+        for attr in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__"):
+            m.setattr(torch.Tensor, attr, refuse)
+        tr.train_step(batch)
+    assert int(tr.model.constyle.queue_ptr) == (int(ptr_before) + 4) % tr.model.constyle.queue_size
+    tr._freeze_constyle()
+    with monkeypatch.context() as m:
+        for attr in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__"):
+            m.setattr(torch.Tensor, attr, refuse)
+        tr.train_step(batch)
+
+
+def test_the_trainer_uses_the_fast_layout_and_kernel_on_the_cpu(tmp_path):
+    """channels_last weights and AdamW's fused kernel on a CPU by default (what
+    benchmarks/sidebyside.py measured to pay), and the plain path when configured off."""
+    from irconstyle.devices import fused_optimizer_supported
+    from irconstyle.train.config import OptimConfig
+
+    tr = Trainer(tiny_config(tmp_path), train_set=SynthPairs())
+    convs = [m.weight for m in tr.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert bool(tr.opt.defaults.get("fused")) == fused_optimizer_supported(torch.device("cpu"))
+    plain = Trainer(tiny_config(tmp_path / "plain", channels_last=False, optim=OptimConfig(fused=False)),
+                    train_set=SynthPairs())
+    assert any(not w.is_contiguous() for w in convs)  # some weights really were converted
+    assert all(m.weight.is_contiguous() for m in plain.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert not plain.opt.defaults.get("fused")

@@ -2,16 +2,37 @@
 never see the constraint (fixes D2: only lq is padded, metrics see the true size)."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["PadMode", "pad_to_multiple", "crop_to", "check_input"]
+__all__ = ["PadMode", "pad_to_multiple", "crop_to", "check_input", "finite_check"]
 
 
 PadMode = Literal["reflect", "zeros", "constant", "replicate", "circular"]
+_FINITE_CHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("irconstyle_finite_check",
+                                                                     default=True)
+
+
+@contextlib.contextmanager
+def finite_check(enabled: bool) -> Iterator[None]:
+    """Turn :func:`check_input`'s NaN/infinity check on or off inside the block.
+
+    The check reads one number back from the device, which makes a GPU wait for the
+    step it is running; the trainer turns it off for its training step, whose images
+    were checked when they were read and whose loss it checks at every log step.
+    Everything else (inference, evaluation, the CLI) keeps it."""
+    token = _FINITE_CHECK.set(enabled)
+    try:
+        yield
+    finally:
+        _FINITE_CHECK.reset(token)
+
 
 
 def pad_to_multiple(x: Tensor, factor: int, mode: PadMode = "reflect") -> Tensor:
@@ -52,7 +73,8 @@ def check_input(x: Tensor, channels: int, *, like: Tensor | None = None) -> None
     ``like`` (one of the model's parameters) adds the dtype and device checks.  NaN or
     infinite pixels are refused too: they would silently give a NaN image (one
     reduction over the input, negligible beside a forward; skipped while
-    ``torch.compile`` traces, so the check adds no graph break).
+    ``torch.compile`` traces, so the check adds no graph break; off inside
+    :func:`finite_check` ``(False)``).
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a torch.Tensor image batch, got {type(x).__name__}")
@@ -73,7 +95,7 @@ def check_input(x: Tensor, channels: int, *, like: Tensor | None = None) -> None
         if x.dtype != like.dtype and not _autocast_enabled(x.device.type):
             raise TypeError(f"the image is {x.dtype} but the model's weights are {like.dtype}; "
                             f"convert the image (x.to({like.dtype})) or the model")
-    if not _compiling() and not _all_finite(x):
+    if _FINITE_CHECK.get() and not _compiling() and not _all_finite(x):
         raise ValueError(f"the image batch of shape {tuple(x.shape)} contains NaN or infinite "
                          "values")
 

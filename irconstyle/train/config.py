@@ -106,6 +106,10 @@ class OptimConfig:
     lr: float = 3e-4
     weight_decay: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    # AdamW's fused kernel: None = where the device has one (CUDA; CPU from torch 2.4).
+    # Same update rule as the loop, different rounding order (within the golden tests'
+    # tolerance).
+    fused: bool | None = None
 
 
 @dataclass
@@ -170,7 +174,7 @@ class TrainConfig:
     loss: LossWeights = field(default_factory=LossWeights)
     ema: EMAConfig = field(default_factory=EMAConfig)
     amp: bool = True            # CUDA only: bf16 where supported, else fp16 + GradScaler
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # where it pays: CUDA and CPU (devices.channels_last_pays)
     compile: bool = False
     grad_clip: float = 0.0      # max global grad norm; 0 = off (the release does not clip)
     batch_size: int = 16

@@ -41,8 +41,10 @@ from ..data import build_dataset
 from ..data.holdout import HeldOut
 from ..data.augment import DIHEDRAL_COUNT, dihedral
 from ..data.sampling import item_generator, seed_worker
+from ..devices import channels_last_pays, fused_optimizer_supported
 from ..losses import LossTerms, restoration_loss
 from ..metrics import psnr
+from ..nets.padding import finite_check
 from ..profiles import seed_everything
 from ..zoo import build_model
 from .checkpoint import (load_checkpoint, remove_stale_temporaries, rng_state, save_checkpoint,
@@ -126,7 +128,7 @@ class Trainer:
             raise ConfigError("batch_size must be >= 2 while ConStyle's BatchNorm1d is in train "
                               "mode (while ConStyle trains, or always with freeze_mode: release): "
                               "it cannot normalise a batch of 1 (set batch_size >= 2)")
-        self.channels_last = cfg.channels_last and device.type == "cuda"
+        self.channels_last = cfg.channels_last and channels_last_pays(device)
         self.model.to(device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -188,7 +190,9 @@ class Trainer:
         if cs_params:
             groups.append({"params": cs_params, "name": "constyle"})
         o = self.cfg.optim
-        opt = torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
+        fused = fused_optimizer_supported(self.device) if o.fused is None else o.fused
+        opt = torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas),
+                                **({"fused": True} if fused else {}))
         return opt, (1 if cs_params else None)
 
     def _wrap(self) -> None:
@@ -314,7 +318,9 @@ class Trainer:
         if self.constyle is not None and bn_trains and lq.shape[0] < 2:
             raise ValueError(f"step {self.step + 1}: a batch of {lq.shape[0]} would reach ConStyle's "
                              "BatchNorm1d in train mode; use batch_size >= 2")
-        with self._autocast():
+        # No NaN check of the input inside the step (it would make a GPU wait): the data
+        # were checked when read, and the loss is checked at every log step.
+        with self._autocast(), finite_check(False):
             # gt reaches ConStyle's momentum encoder only (the loss below reads gt itself)
             out = self.train_model(lq, self.key_input(lq, gt, self.step + 1))
             terms = restoration_loss(out.image, gt, out.constyle, self.cfg.loss,
