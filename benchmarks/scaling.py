@@ -5,9 +5,10 @@ inference time and peak memory against image size, each at 1 and 2 CPU threads.
 
 The model is built at the release's defaults (ConStyle-NAFNet: width 48 and the release's
 block counts) or with ``--model-kwargs`` (JSON, e.g. the CPU campaign's width-16 network), in
-fp32, on the CPU (or ``--device``).  A training step is what
-``Trainer.train_step`` does without EMA, grad scaler and scheduler: forward with the
-momentum encoder and queue, L1 + InfoNCE + content + style, backward, AdamW.  Inference is
+fp32, on the CPU (or ``--device``), in the layout and with the AdamW kernel the package
+uses by default there (``channels_last`` and the fused kernel on a CPU or CUDA).  A
+training step is what ``Trainer.train_step`` does without EMA, grad scaler and scheduler:
+forward with the momentum encoder and queue, L1 + InfoNCE + content + style, backward, AdamW.  Inference is
 ``model(lq)`` in eval mode under ``no_grad``.  Every point is the median of ``--reps``
 timed repetitions after ``--warmup`` untimed ones (on CUDA synchronised around each); the
 thread count is set with ``torch.set_num_threads`` before each group.  Peak memory of an
@@ -30,6 +31,7 @@ from pathlib import Path
 import torch
 
 from irconstyle import build_model
+from irconstyle.devices import fast_layout, fused_optimizer_supported
 from irconstyle.losses import restoration_loss
 from irconstyle.summary import provenance
 
@@ -59,12 +61,19 @@ def _build(name: str, kwargs: dict, *, train: bool) -> torch.nn.Module:
     return build_model(name, **kwargs)
 
 
+def _fast(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """On ``device``, in the package's default layout there (as the trainer and
+    ``load_model`` put it)."""
+    return fast_layout(model.to(device))
+
+
 def train_points(name: str, kwargs: dict, device: torch.device, batches: list[int], patch: int,
                  reps: int, warmup: int) -> list[dict]:
     torch.manual_seed(0)
-    model = _build(name, kwargs, train=True).to(device).train()
+    model = _fast(_build(name, kwargs, train=True), device).train()
+    fused = {"fused": True} if fused_optimizer_supported(device) else {}
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-4,
-                            weight_decay=1e-4)
+                            weight_decay=1e-4, **fused)
     rows = []
     for batch in batches:
         gt = torch.rand(batch, 3, patch, patch, device=device)
@@ -86,7 +95,7 @@ def train_points(name: str, kwargs: dict, device: torch.device, batches: list[in
 def infer_points(name: str, kwargs: dict, device: torch.device, sizes: list[int], reps: int,
                  warmup: int) -> list[dict]:
     torch.manual_seed(0)
-    model = _build(name, kwargs, train=False).to(device).eval()
+    model = _fast(_build(name, kwargs, train=False), device).eval()
     rows = []
     for size in sizes:
         lq = torch.rand(1, 3, size, size, device=device)
@@ -110,7 +119,7 @@ def peak_child(name: str, kwargs: dict, size: int, threads: int) -> dict:
     """Run in a fresh process: the growth of the peak resident set over one forward."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = _build(name, kwargs, train=False).eval()
+    model = _fast(_build(name, kwargs, train=False), torch.device("cpu")).eval()
     lq = torch.rand(1, 3, size, size)
     before = _peak_rss()
     with torch.no_grad():

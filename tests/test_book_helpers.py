@@ -112,3 +112,41 @@ def test_to_model_device_follows_the_model() -> None:
     assert model_device(buffers_only).type == "meta"
     with pytest.raises(TypeError, match="tensor"):
         to_model_device([1.0], cpu_model)
+
+
+# ------------------------------------------------------------------ speed.py (issue 18)
+def _side(median, q1, q3, n=50, **extra):
+    return {"median_s": median, "q1_s": q1, "q3_s": q3, "n": n, **extra}
+
+
+def test_side_by_side_table_ratios_and_memory_from_the_rows():
+    from irconstyle.speed import side_by_side_table
+
+    result = {"rows": [
+        {"model": "nafnet", "mode": "train", "size": 64, "batch": 2, "comparison": "fp32",
+         "ours": _side(2.0, 1.8, 2.5, child_memory={"peak_bytes": 900, "baseline_bytes": 300}),
+         "release": _side(3.0, 2.7, 3.6, n=49, child_memory={"peak_bytes": 1000, "baseline_bytes": 100})},
+        {"model": "maxim", "mode": "infer", "size": 128, "batch": 1, "comparison": "bf16",
+         "ours": _side(1.0, 0.9, 1.1, peak_bytes=5), "release": _side(0.5, 0.4, 0.6, peak_bytes=7)}]}
+    t = side_by_side_table(result)
+    first, second = t.iloc[0], t.iloc[1]
+    assert first.speedup == 1.5 and first.speedup_low == 2.7 / 2.5 and first.speedup_high == 3.6 / 1.8
+    assert first.steps == 49
+    assert first.ours_step_memory_bytes == 600 and first.release_step_memory_bytes == 900
+    assert second.speedup == 0.5 and second.ours_step_memory_bytes == 5
+
+
+def test_profile_table_is_per_step_and_names_what_is_missing():
+    from irconstyle.speed import profile_table
+
+    prof = {"ours": {"steps": 2, "self_cpu_total_ms": 10.0,
+                     "top": [{"op": "conv", "self_cpu_ms": 6.0, "calls": 4}, {"op": "mul", "self_cpu_ms": 2.0, "calls": 8}]},
+            "release": {"steps": 4, "self_cpu_total_ms": 40.0,
+                        "top": [{"op": "conv", "self_cpu_ms": 16.0, "calls": 8}, {"op": "norm", "self_cpu_ms": 8.0, "calls": 8}]}}
+    t = profile_table({"profiles": {"nafnet/train/64/b2": prof}}, "nafnet/train/64/b2")
+    assert list(t.index) == ["conv", "norm", "mul"]
+    assert t.loc["conv", "ours ms/step"] == 3.0 and t.loc["conv", "release ms/step"] == 4.0
+    assert pd.isna(t.loc["norm", "ours ms/step"])
+    assert t.attrs["total_ms_per_step"] == {"ours": 5.0, "release": 10.0}
+    with pytest.raises(KeyError, match="nafnet/train/64/b2"):
+        profile_table({"profiles": {"nafnet/train/64/b2": prof}}, "maxim/train/64/b2")
