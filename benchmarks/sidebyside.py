@@ -265,6 +265,11 @@ def setting(comparison: str, device: torch.device, compile_ours: bool) -> dict:
     raise ValueError(f"unknown comparison {comparison!r}; known: {', '.join(COMPARISONS)}")
 
 
+class SideFailed(RuntimeError):
+    """One side cannot run a comparison (for example an operator without a kernel for
+    the dtype on this device); the message names the side."""
+
+
 def run_pair(name: str, mode: str, comparison: str, ours: nn.Module, release: nn.Module,
              args: argparse.Namespace, device: torch.device, size: int, batch: int) -> dict:
     """Time ours and the release in alternation for one (model, mode, size, comparison)."""
@@ -291,8 +296,12 @@ def run_pair(name: str, mode: str, comparison: str, ours: nn.Module, release: nn
         step_o = lambda: ours_infer(runner, lq_o, ac_o)  # noqa: E731
         step_r = lambda: release_infer(release, lq, constyle, ac_r)  # noqa: E731
     with cuda_calls_are_noops(device):
-        warm = {"ours": [_timed(step_o, device) for _ in range(args.warmup)],
-                "release": [_timed(step_r, device) for _ in range(args.warmup)]}
+        warm = {}
+        for who, fn in (("ours", step_o), ("release", step_r)):
+            try:
+                warm[who] = [_timed(fn, device) for _ in range(max(args.warmup, 1))]
+            except (RuntimeError, NotImplementedError) as exc:
+                raise SideFailed(f"{who}: {type(exc).__name__}: {exc}") from exc
         times: dict[str, list[float]] = {"ours": [], "release": []}
         for i in range(args.steps):  # alternate who goes first, so drift hits both alike
             order = (("ours", step_o), ("release", step_r))
@@ -453,7 +462,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"])
     p.add_argument("--comparisons", nargs="+", default=["fp32", "bf16", "best"], choices=COMPARISONS)
     p.add_argument("--steps", type=int, default=50, help="timed steps per side (median reported)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed-for-the-median steps per side")
+    p.add_argument("--warmup", type=int, default=3, help="untimed-for-the-median steps per side (at least 1 is run)")
     p.add_argument("--batch", type=int, default=16, help="training batch (the paper's)")
     p.add_argument("--batch-restormer", type=int, default=8, help="training batch of the Restormers")
     p.add_argument("--patch", type=int, default=128, help="training patch size")
@@ -504,7 +513,15 @@ def main(argv: list[str] | None = None) -> dict:
                     name, mode, ours, release, args, device, size, b)
             for size, b in cases:
                 for comparison in args.comparisons:
-                    row = run_pair(name, mode, comparison, ours, release, args, device, size, b)
+                    try:
+                        row = run_pair(name, mode, comparison, ours, release, args, device, size, b)
+                    except SideFailed as exc:  # one side cannot run it: say which, go on
+                        row = {"model": name, "mode": mode, "comparison": comparison, "size": size,
+                               "batch": b, "error": str(exc)}
+                        result["rows"].append(row)
+                        print(f"  {mode} {size} b{b} {comparison}: {row['error']}", flush=True)
+                        _write(out, result)
+                        continue
                     if args.memory and device.type == "cpu" and comparison == "fp32":
                         for who in ("ours", "release"):
                             row[who]["child_memory"] = child_peak(args, name, who, mode, size, b)

@@ -11,13 +11,15 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-__all__ = ["side_by_side_table", "profile_table"]
+__all__ = ["side_by_side_table", "profile_table", "errors"]
 
 
 def side_by_side_table(result: Mapping[str, Any]) -> pd.DataFrame:
     """One row per timed comparison, with both medians (s), the speedup and its range."""
     rows = []
     for r in result["rows"]:
+        if "error" in r:  # a comparison one side could not run: reported by errors()
+            continue
         o, rel = r["ours"], r["release"]
         row = {"model": r["model"], "mode": r["mode"], "size": r["size"], "batch": r["batch"],
                "comparison": r["comparison"], "ours_s": o["median_s"], "release_s": rel["median_s"],
@@ -53,3 +55,9 @@ def profile_table(result: Mapping[str, Any], key: str, top: int = 8) -> pd.DataF
     totals = {who: prof[who]["self_cpu_total_ms"] / prof[who]["steps"] for who in ("ours", "release")}
     table.attrs["total_ms_per_step"] = totals
     return table.head(top)
+
+
+def errors(result: Mapping[str, Any]) -> list[str]:
+    """The comparisons that did not run, each with the error the run recorded."""
+    return [f"{r['model']} {r['mode']} {r['size']} b{r['batch']} {r['comparison']}: {r['error']}"
+            for r in result["rows"] if "error" in r]

@@ -137,3 +137,24 @@ def test_template_needs_a_preprocess_or_scale_inputs() -> None:
     with pytest.raises(ValueError, match="preprocess=None needs scale_inputs"):
         RestorationUNet(preprocess=None, encoders=m.encoders, downs=m.downs, bottleneck=m.bottleneck,
                         ups=m.ups, decoders=m.decoders, finetune=m.finetune)
+
+
+def test_resize_runs_in_half_precision_on_the_cpu():
+    """bf16 autocast hands MAXIM's resampling bf16 tensors, for which torch has no CPU
+    antialiased kernel; the package resamples them in float32 (found by the bf16
+    side-by-side benchmark)."""
+    import torch.nn.functional as F
+
+    from irconstyle.nets.maxim import resize_bilinear
+
+    x = torch.rand(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    for dtype in (torch.bfloat16, torch.float16):
+        got = resize_bilinear(x.to(dtype), (8, 8))
+        want = F.interpolate(x.to(dtype).float(), size=(8, 8), mode="bilinear", align_corners=False,
+                             antialias=True).to(dtype)
+        assert got.dtype == dtype and torch.equal(got, want)
+    model = build_model("constyle_maxim", constyle_train=False).eval()
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(image)
+    assert out.shape == image.shape and torch.isfinite(out).all()

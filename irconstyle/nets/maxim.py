@@ -58,9 +58,14 @@ def nearest_downsample(x: Tensor, factor: int) -> Tensor:
 
 def resize_bilinear(x: Tensor, size: Sequence[int]) -> Tensor:
     """The release's feature resampling between U-Net levels: bilinear with
-    antialiasing (torch's, half-pixel centres); identity when the size already fits."""
+    antialiasing (torch's, half-pixel centres); identity when the size already fits.
+
+    torch has no CPU kernel of the antialiased resize for half-precision tensors (what
+    bf16 autocast hands it), so on a CPU those are resampled in float32 and cast back."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
+    if x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float16):
+        return resize_bilinear(x.float(), size).to(x.dtype)
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
 
 
