@@ -59,9 +59,10 @@ def to_model_device(x: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
 
 def channels_last_pays(device: torch.device) -> bool:
     """Whether convolutions run faster on NHWC (``channels_last``) tensors here: on
-    CUDA (tensor cores) and on a CPU (oneDNN's kernels); measured on this project's
-    CPU, 6-20% per training step and up to 1.5x for NAFNet's inference (see
-    ``benchmarks/sidebyside.py``).  MPS is left as is."""
+    CUDA (tensor cores) and on a CPU (oneDNN's kernels).  Measured on this project's
+    x86 CPU (AVX-512) by ``benchmarks/sidebyside.py``'s ``plain`` comparison, not on
+    other CPUs: where it does not pay, set the trainer's ``channels_last: false``.
+    MPS is left as is."""
     return torch.device(device).type in ("cuda", "cpu")
 
 
