@@ -35,6 +35,7 @@ from irconstyle import build_model
 from irconstyle.cli import main as cli_main
 from irconstyle.data import UnsafeArchiveError, safe_extract
 from irconstyle.data.download import DownloadError
+from irconstyle.devices import fast_layout
 from irconstyle.evaluate import evaluate_checkpoint, load_model
 from irconstyle.release import ReleaseCheckpointError, load_release_checkpoint, read_release_file
 from irconstyle.train import load_checkpoint, load_weights, save_weights
@@ -290,6 +291,7 @@ def test_safetensors_export_and_import_round_trip(tmp_path: Path, name: str, kwa
     assert all(torch.equal(w.variants["ema"][k], v) for k, v in sd.items())
 
     restored, label = load_model(None, path)  # the file names its model and arguments
+    fast_layout(model)  # load_model returns the device's fast layout: compare like with like
     x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.equal(restored(x), model(x)), label
