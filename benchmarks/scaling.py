@@ -12,7 +12,7 @@ forward with the momentum encoder and queue, L1 + InfoNCE + content + style, bac
 ``model(lq)`` in eval mode under ``no_grad``.  Every point is the median of ``--reps``
 timed repetitions after ``--warmup`` untimed ones (on CUDA synchronised around each); the
 thread count is set with ``torch.set_num_threads`` before each group.  Peak memory of an
-inference is the peak resident set (``ru_maxrss``) of a child process that builds the model
+inference is the peak resident set (VmHWM) of a child process that builds the model
 and restores one image of that size, minus the same child's peak before the forward.
 Random images: time and memory do not depend on content.
 """

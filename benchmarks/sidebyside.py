@@ -265,6 +265,28 @@ def setting(comparison: str, device: torch.device, compile_ours: bool) -> dict:
     raise ValueError(f"unknown comparison {comparison!r}; known: {', '.join(COMPARISONS)}")
 
 
+def side_step(who: str, name: str, mode: str, model: nn.Module, cfg: dict, lq: torch.Tensor,
+              gt: torch.Tensor, device: torch.device) -> Callable[[], object]:
+    """One side's step as a callable, set up as ``cfg`` (one side of :func:`setting`)
+    says: the model in its layout and mode, the inputs in that layout, its own AdamW
+    for training, autocast for bf16, and ``torch.compile`` for ours when asked."""
+    fmt = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+    model.to(memory_format=fmt)
+    lq, gt = lq.contiguous(memory_format=fmt), gt.contiguous(memory_format=fmt)
+    autocast = make_autocast(device, cfg["bf16"])
+    runner = torch.compile(model) if cfg.get("compile") else model
+    if mode == "train":
+        model.train()
+        opt = adamw(model, cfg["fused"])
+        if who == "ours":
+            return lambda: ours_train_step(runner, opt, lq, gt, autocast)
+        return lambda: release_train_step(model, opt, lq, gt, has_constyle(name), autocast)
+    model.eval()
+    if who == "ours":
+        return lambda: ours_infer(runner, lq, autocast)
+    return lambda: release_infer(model, lq, has_constyle(name), autocast)
+
+
 class SideFailed(RuntimeError):
     """One side cannot run a comparison (for example an operator without a kernel for
     the dtype on this device); the message names the side."""
@@ -274,27 +296,11 @@ def run_pair(name: str, mode: str, comparison: str, ours: nn.Module, release: nn
              args: argparse.Namespace, device: torch.device, size: int, batch: int) -> dict:
     """Time ours and the release in alternation for one (model, mode, size, comparison)."""
     cfg = setting(comparison, device, args.compile)
-    co, cr = cfg["ours"], cfg["release"]
-    constyle = has_constyle(name)
-    fmt = torch.channels_last if co["channels_last"] else torch.contiguous_format
-    ours = ours.to(memory_format=fmt)
     g = torch.Generator().manual_seed(1)
     lq = torch.rand(batch, 3, size, size, generator=g).to(device)
     gt = (lq + 0.05 * torch.randn(lq.shape, generator=g).to(device)).clamp(0, 1)
-    lq_o, gt_o = lq.contiguous(memory_format=fmt), gt.contiguous(memory_format=fmt)
-    ac_o, ac_r = make_autocast(device, co["bf16"]), make_autocast(device, cr["bf16"])
-    runner = torch.compile(ours) if co["compile"] else ours
-    if mode == "train":
-        ours.train()
-        release.train()
-        opt_o, opt_r = adamw(ours, co["fused"]), adamw(release, cr["fused"])
-        step_o = lambda: ours_train_step(runner, opt_o, lq_o, gt_o, ac_o)  # noqa: E731
-        step_r = lambda: release_train_step(release, opt_r, lq, gt, constyle, ac_r)  # noqa: E731
-    else:
-        ours.eval()
-        release.eval()
-        step_o = lambda: ours_infer(runner, lq_o, ac_o)  # noqa: E731
-        step_r = lambda: release_infer(release, lq, constyle, ac_r)  # noqa: E731
+    step_o = side_step("ours", name, mode, ours, cfg["ours"], lq, gt, device)
+    step_r = side_step("release", name, mode, release, cfg["release"], lq, gt, device)
     with cuda_calls_are_noops(device):
         warm = {}
         for who, fn in (("ours", step_o), ("release", step_r)):
@@ -335,21 +341,10 @@ def profile_pair(name: str, mode: str, ours: nn.Module, release: nn.Module, args
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     out = {}
     for who in ("ours", "release"):
-        fmt = torch.channels_last if cfg[who]["channels_last"] else torch.contiguous_format
-        model = (ours if who == "ours" else release).to(memory_format=fmt)
+        model = ours if who == "ours" else release
         g = torch.Generator().manual_seed(1)
-        lq = torch.rand(batch, 3, size, size, generator=g).to(device).contiguous(memory_format=fmt)
-        gt = lq.clone()
-        if mode == "train":
-            model.train()
-            opt = adamw(model, cfg[who]["fused"])
-            step = ((lambda: ours_train_step(model, opt, lq, gt, contextlib.nullcontext)) if who == "ours"
-                    else (lambda: release_train_step(model, opt, lq, gt, has_constyle(name),
-                                                     contextlib.nullcontext)))
-        else:
-            model.eval()
-            step = ((lambda: ours_infer(model, lq, contextlib.nullcontext)) if who == "ours"
-                    else (lambda: release_infer(model, lq, has_constyle(name), contextlib.nullcontext)))
+        lq = torch.rand(batch, 3, size, size, generator=g).to(device)
+        step = side_step(who, name, mode, model, cfg[who], lq, lq.clone(), device)
         with cuda_calls_are_noops(device):
             step()
             with profile(activities=activities) as prof:
@@ -424,22 +419,10 @@ def run_child(args: argparse.Namespace) -> None:
     ours, release = build_pair(spec["name"], load_release(args.release), device)
     model = ours if spec["who"] == "ours" else release
     (release if spec["who"] == "ours" else ours).to("meta")  # drop the other one's weights
-    cfg = setting("fp32", device, False)[spec["who"]]
-    fmt = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
-    model.to(memory_format=fmt)
     g = torch.Generator().manual_seed(1)
-    lq = torch.rand(spec["batch"], 3, spec["size"], spec["size"], generator=g).contiguous(memory_format=fmt)
-    gt = lq.clone()
-    constyle = has_constyle(spec["name"])
-    if spec["mode"] == "train":
-        model.train()
-        opt = adamw(model, cfg["fused"])
-        fn = ((lambda: ours_train_step(model, opt, lq, gt, contextlib.nullcontext)) if spec["who"] == "ours"
-              else (lambda: release_train_step(model, opt, lq, gt, constyle, contextlib.nullcontext)))
-    else:
-        model.eval()
-        fn = ((lambda: ours_infer(model, lq, contextlib.nullcontext)) if spec["who"] == "ours"
-              else (lambda: release_infer(model, lq, constyle, contextlib.nullcontext)))
+    lq = torch.rand(spec["batch"], 3, spec["size"], spec["size"], generator=g)
+    fn = side_step(spec["who"], spec["name"], spec["mode"], model,
+                   setting("fp32", device, False)[spec["who"]], lq, lq.clone(), device)
     import gc
 
     gc.collect()
