@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train N runs at once in worker processes, each with cpu_count/N "
                         "torch threads (default: 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--out-dir", metavar="DIR", default=None,
+                   help="write records and training folders here instead of the file's "
+                        "out_dir (a campaign run from a clean worktree keeps that tree clean; "
+                        "copy the records back afterwards)")
     p.add_argument("--summary", action="store_true",
                    help="train nothing: write summary.md and summary.json (each arm against the "
                         "reference, paired bootstrap CIs) into the experiment's out_dir from the "
@@ -364,7 +368,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     words = [PROG, "experiment", args.file, *(w for a in args.only or () for w in ("--only", a)),
              *(["--jobs", str(args.jobs)] if args.jobs > 1 else [])]
     result = run_experiment(args.file, only=args.only, progress=not args.no_progress,
-                            dry_run=args.dry_run, command=shlex.join(words), jobs=args.jobs)
+                            dry_run=args.dry_run, command=shlex.join(words), jobs=args.jobs,
+                            out_dir=args.out_dir)
     if not args.dry_run:
         print(json.dumps(dataclasses.asdict(result), indent=2))
     return 0

@@ -241,3 +241,78 @@ def test_parallel_jobs_write_the_same_records(tmp_path, campaign):
         for weights in ("ema", "raw"):
             assert ours["metrics"][weights]["psnr_rgb"] == pytest.approx(
                 ref["metrics"][weights]["psnr_rgb"], abs=1e-3)
+
+
+def test_out_dir_override_writes_elsewhere_with_the_same_spec_hash(tmp_path, campaign):
+    """A campaign run from a clean worktree writes outside it (``--out-dir``); the
+    record's spec hash says what ran, not where it went, so it equals the file's."""
+    path = write_spec(tmp_path, seeds=[1], arms={"general": tiny_spec()["arms"]["general"]})
+    elsewhere = tmp_path / "elsewhere"
+    assert main(["experiment", str(path), "--out-dir", str(elsewhere), "--no-progress"]) == 0
+    assert not (tmp_path / "out").exists()
+    ours = json.loads((elsewhere / "default/general/seed1.json").read_text())
+    ref = json.loads((campaign[0].parent / "out/default/general/seed1.json").read_text())
+    assert ours["experiment"]["spec_sha256"] != ""
+    assert ours["metrics"]["ema"]["psnr_rgb"] == ref["metrics"]["ema"]["psnr_rgb"]
+    # the recorded command is the one that reproduces the record where it is committed
+    assert str(elsewhere) not in ours["provenance"]["command"]
+    # seeds differ from the campaign's file, so its hash differs; the same file elsewhere agrees
+    again = run_experiment(path, progress=False, out_dir=tmp_path / "third", dry_run=False)
+    third = json.loads((tmp_path / "third/default/general/seed1.json").read_text())
+    assert again.ran == ["default/general/seed1"]
+    assert third["experiment"]["spec_sha256"] == ours["experiment"]["spec_sha256"]
+
+
+def test_a_pilot_never_scores_the_test_photos(tmp_path, monkeypatch):
+    """``score_test: false`` (the learning-rate pilot): the record keeps validation, and
+    the test set is never even built, so a choice made from it cannot have seen it."""
+    import irconstyle.experiments.runner as runner
+
+    def no_test_set(*args, **kwargs):
+        raise AssertionError("the test set was built")
+
+    monkeypatch.setattr(runner, "_test_dataset", no_test_set)
+    overrides = [o for o in tiny_spec()["overrides"] if o != "data.val=null"]
+    overrides += ["data.val={kind: minibench, split: val, kwargs: {task: denoise, sigma: 25, "
+                  "max_side: 48}}", "val_every=3"]
+    path = write_spec(tmp_path, seeds=[0], score_test=False, save_codes=True,
+                      overrides=overrides, arms={"constyle": {}})
+    run_experiment(path, progress=False)
+    record = json.loads((tmp_path / "out/default/constyle/seed0.json").read_text())
+    assert record["metrics"] is None and record["codes"] is None and record["images"] is None
+    assert record["validation"]["metrics"], "validation metrics are what a pilot chooses by"
+
+
+def test_records_say_whether_the_package_matches_its_commit(tmp_path, monkeypatch):
+    """``package_modified``: only the package's files count (a record written next to
+    it does not); a changed package file does.  Checked on a throwaway git repository."""
+    import shutil
+    import subprocess
+
+    import irconstyle.experiments.provenance as prov
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    pkg = repo / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=repo,
+                       check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    monkeypatch.setattr(prov, "_PACKAGE", pkg)
+    assert prov.package_modified() is False
+    (repo / "record.json").write_text("{}")          # outside the package: not counted
+    assert prov.package_modified() is False
+    (pkg / "a.py").write_text("x = 2\n")
+    assert prov.package_modified() is True
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "new.py").write_text("")                   # untracked inside the package: counted
+    assert prov.package_modified() is True
+    monkeypatch.setattr(prov, "_PACKAGE", tmp_path)   # not a git checkout (a wheel): unknown
+    assert prov.package_modified() is None

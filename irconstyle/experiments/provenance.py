@@ -12,7 +12,7 @@ import torch
 
 from ..summary import provenance as base_provenance
 
-__all__ = ["package_hash", "run_provenance"]
+__all__ = ["package_hash", "package_modified", "run_provenance"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # .../irconstyle
 _SUFFIXES = (".py", ".yml", ".yaml")
@@ -45,6 +45,22 @@ def package_hash() -> dict:
             "package_files_from": source}
 
 
+def package_modified() -> bool | None:
+    """Whether the package's files differ from the checkout's commit: a tracked file
+    changed (staged or not) or an untracked, not ignored file under the package.
+    ``None`` where git does not answer (an installed wheel).  Unlike the checkout-wide
+    ``git_worktree_modified``, records and notes elsewhere in the tree do not count, so
+    a record that says ``False`` was trained by exactly the commit it names."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "."],
+                             cwd=_PACKAGE, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    return any(line.strip() for line in out.stdout.splitlines())
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -61,6 +77,7 @@ def run_provenance(command: str, *, device: torch.device | str = "cpu",
     return {
         **base_provenance(command),
         **package_hash(),
+        "package_modified": package_modified(),
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "device": str(device),

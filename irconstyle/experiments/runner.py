@@ -87,8 +87,10 @@ def plan(spec: ExperimentSpec, only: str | list[str] | None = None) -> list[Plan
 
 
 def _spec_hash(spec: ExperimentSpec) -> str:
+    """What was run, not where it was written: ``root`` and ``out_dir`` are left out."""
     data = dataclasses.asdict(spec)
     data.pop("root")
+    data.pop("out_dir")
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -129,17 +131,20 @@ def run_one(spec: ExperimentSpec, key: RunKey, cfg: TrainConfig, *, command: str
 
     t0 = time.perf_counter()
     test = spec.test_set(key.task)
-    data = _test_dataset(test)
     weights = {"ema": trainer.ema.module} if trainer.ema is not None else {}
     weights["raw"] = trainer.model
-    metrics, names = {}, None
-    for tag, model in weights.items():
-        res = evaluate(model, data, protocol=spec.protocol,
-                       benchmark=_benchmark(test, key.task), weights=tag)
-        names = [r["name"] for r in res["images"]]
-        metrics[tag] = {k: [r[k] for r in res["images"]] for k in METRIC_KEYS}
-        metrics[tag]["mean"] = {k: res["mean"][k] for k in METRIC_KEYS}
-    codes = _codes(next(iter(weights.values())), data, trainer.device) if spec.save_codes else None
+    metrics, names, codes = None, None, None
+    if spec.score_test:  # a pilot (score_test: false) never touches the test photos
+        data = _test_dataset(test)
+        metrics = {}
+        for tag, model in weights.items():
+            res = evaluate(model, data, protocol=spec.protocol,
+                           benchmark=_benchmark(test, key.task), weights=tag)
+            names = [r["name"] for r in res["images"]]
+            metrics[tag] = {k: [r[k] for r in res["images"]] for k in METRIC_KEYS}
+            metrics[tag]["mean"] = {k: res["mean"][k] for k in METRIC_KEYS}
+        if spec.save_codes:
+            codes = _codes(next(iter(weights.values())), data, trainer.device)
     eval_seconds = time.perf_counter() - t0
 
     params, params_train = count_parameters(trainer.model)
@@ -215,7 +220,7 @@ def _ignore_checkpoints(out_dir: Path) -> None:
 def run_experiment(spec_or_path: ExperimentSpec | str | Path, *,
                    only: str | list[str] | None = None, progress: bool = True,
                    dry_run: bool = False, command: str | None = None,
-                   jobs: int = 1) -> ExperimentResult:
+                   jobs: int = 1, out_dir: str | Path | None = None) -> ExperimentResult:
     """Run every unfinished run of an experiment in the fixed order of
     :func:`~irconstyle.experiments.spec.run_keys` (``only``: these arms).
 
@@ -224,10 +229,13 @@ def run_experiment(spec_or_path: ExperimentSpec | str | Path, *,
     left; calling again continues).  ``command`` is recorded as provenance (default:
     ``sys.argv``).  ``jobs > 1`` trains that many runs at once in worker processes, each
     with ``cpu_count // jobs`` torch threads (CPU campaigns of small models; records are
-    then written in completion order, each still atomically)."""
+    then written in completion order, each still atomically).  ``out_dir`` replaces the
+    file's ``out_dir`` (records and training folders go there; the spec's hash is the same)."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     spec = spec_or_path if isinstance(spec_or_path, ExperimentSpec) else load_spec(spec_or_path)
+    if out_dir is not None:
+        spec = dataclasses.replace(spec, out_dir=str(Path(out_dir).resolve()))
     command = command if command is not None else " ".join(sys.argv)
     runs = plan(spec, only)
     result = ExperimentResult(out_dir=str(spec.out_path))

@@ -93,6 +93,7 @@ class ExperimentSpec:
     test: EvalSet | None = None
     budget_minutes: float | None = None  # stop before starting a run past this
     save_codes: bool = False      # ConStyle codes of the test images in each record
+    score_test: bool = True       # False: a pilot scored on validation only (no test metrics)
     protocol: str = "basicsr"     # irconstyle.protocols.PROTOCOLS
     description: str = ""
     root: str = "."               # folder relative paths are read from (the file's)
