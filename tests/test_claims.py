@@ -13,7 +13,7 @@ import yaml
 
 import irconstyle.results
 
-from irconstyle.experiments.claims import RULE, check, load_ledger, refresh
+from irconstyle.experiments.claims import RULE, check, holm_verdicts, load_ledger, refresh
 from irconstyle.experiments.records import write_record
 from irconstyle.train import ConfigError
 
@@ -112,19 +112,53 @@ def test_rule_on_synthetic_records(tmp_path):
     assert check(path)  # the file's verdicts are all "untested": the rule disagrees
     ledger = refresh(path)
     verdicts = {c.id: c.verdict for c in ledger.claims}
-    assert verdicts == {"up": "consistent", "down": "inconsistent", "flat": "inconclusive",
+    # "same" differs from the baseline by noise of 0.05 dB only: inside the 0.1 dB margin
+    assert verdicts == {"up": "consistent", "down": "inconsistent", "flat": "negligible",
                         "lower": "consistent", "mixed": "inconclusive", "any_bad": "inconsistent",
                         "params": "inconsistent", "none": "untested"}
+    # the count of difference comparisons (Holm's family) and the adjusted verdicts: the
+    # effects here are 10 standard errors wide, so Holm changes none of them
+    assert ledger.n_comparisons == 8   # mixed and any_bad have two each
+    assert {c.id: c.verdict_holm for c in ledger.claims} == verdicts
     up = ledger.claims[0].comparisons[0].measured
     assert up["lo"] > 0 and up["n_seeds"] == 3 and up["n_images"] == 6
+    assert up["method"] == "random_effects" and up["df"] > 0 and up["p_value"] < 0.05
+    assert up["bootstrap_interval"][0] > 0 and up["seed_t_interval"][0] > 0
     assert up["recipe_fraction"] == pytest.approx(600 / 703_632, abs=1e-6)
     params = [c.measured["value"] for c in ledger.claims[6].comparisons]
     assert params == [0.5, 0.75]  # 1 - 500/1000 and 1 - 250/1000
     assert check(path) == []      # the rewritten file reads back and agrees
-    # a hand edit that contradicts the records is caught
-    text = path.read_text().replace("verdict: consistent", "verdict: inconclusive", 1)
-    path.write_text(text)
+    # a hand edit that contradicts the records is caught: a verdict, a Holm verdict, the count
+    good = path.read_text()
+    path.write_text(good.replace("verdict: consistent", "verdict: inconclusive", 1))
     assert any("up" in p for p in check(path))
+    path.write_text(good.replace("verdict_holm: negligible", "verdict_holm: inconclusive", 1))
+    assert any("flat" in p for p in check(path))
+    path.write_text(good.replace("n_comparisons: 8", "n_comparisons: 7", 1))
+    assert any("n_comparisons" in p for p in check(path))
+    # without a margin, the flat arm is merely inconclusive
+    path.write_text(good.replace("margin: 0.1", "margin: 0.0", 1))
+    assert {c.id: c.verdict for c in refresh(path).claims}["flat"] == "inconclusive"
+
+
+def test_holm_adjusted_verdicts():
+    """Four comparisons that each pass alone (p < 0.05): Holm keeps the smallest
+    (0.01 x 4 = 0.04) and leaves the others inconclusive (0.03 x 3 = 0.09); an
+    equivalence is adjusted over the family of equivalence tests the same way."""
+    def m(p, tost=0.5, diff=0.3):
+        return {"p_value": p, "tost_p": tost, "diff": diff}
+
+    family = [(m(0.01), "consistent", "greater"), (m(0.03), "consistent", "greater"),
+              (m(0.04, diff=-0.3), "consistent", "less"), (m(0.045), "consistent", "greater"),
+              (None, "untested", "greater"), ({"value": 0.5}, "consistent", "greater")]
+    assert holm_verdicts(family, level=0.95) == [
+        "consistent", "inconclusive", "inconclusive", "inconclusive", "untested", "consistent"]
+    two = [(m(0.001, diff=-0.3), "inconsistent", "greater"), (m(0.3, tost=0.01), "negligible", "greater")]
+    # equivalence p-values 0.5 and 0.01: the smaller is adjusted to 0.01 x 2 = 0.02 < 0.025
+    assert holm_verdicts(two, level=0.95) == ["inconsistent", "negligible"]
+    # a third equivalence at 0.01: 0.01 x 3 = 0.03 > 0.025, neither survives
+    three = two + [(m(0.3, tost=0.01), "negligible", "greater")]
+    assert holm_verdicts(three, level=0.95) == ["inconsistent", "inconclusive", "inconclusive"]
 
 
 def test_ledger_errors_name_the_file(tmp_path):

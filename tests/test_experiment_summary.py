@@ -12,7 +12,7 @@ from irconstyle.cli import main
 from irconstyle.experiments.records import write_record
 from irconstyle.experiments.summary import (compare_to_reference, describe_difference,
                                             experiment_summary)
-from irconstyle.stats import paired_bootstrap_ci
+from irconstyle.stats import paired_bootstrap_ci, random_effects_ci
 
 N_IMAGES = 5
 
@@ -74,9 +74,14 @@ def test_summary_pairs_the_seeds_both_arms_have(campaign):
     assert up["seeds"] == [0, 1] and up["n_seeds"] == 2 and up["n_images"] == N_IMAGES
     assert up["diff"] == pytest.approx((a - b).mean(), abs=1e-4)
     assert up["mean_reference"] == pytest.approx(b.mean(), abs=1e-4)  # over the paired seeds
-    ci = paired_bootstrap_ci(a, b, n_boot=2000, seed=0)
+    ci = random_effects_ci(a, b)                          # the default interval
+    assert up["method"] == "random_effects" and up["df"] == pytest.approx(round(ci.df, 2))
     assert (up["lo"], up["hi"]) == (pytest.approx(ci.lo, abs=1e-4), pytest.approx(ci.hi, abs=1e-4))
     assert up["lo"] > 0
+    boot = experiment_summary(path, method="bootstrap", n_boot=2000)  # kept, on request
+    bci = paired_bootstrap_ci(a, b, n_boot=2000, seed=0)
+    brow = next(r for r in boot["tasks"]["denoise25"]["rows"] if r["weights"] == "ema")
+    assert (brow["lo"], brow["hi"]) == (pytest.approx(bci.lo, abs=1e-4), pytest.approx(bci.hi, abs=1e-4))
     # raw weights: the raw values were shifted by -0.2 (arm) and +0.1 (reference)
     assert rows[("up", "raw")]["diff"] == pytest.approx((a - b).mean() - 0.3, abs=1e-4)
     assert "600 steps (0.085% of the release's 703,632)" in summary["tasks"]["denoise25"]["scale"]
@@ -126,19 +131,20 @@ def test_no_reference_records_yet(tmp_path):
     assert c.ci is None and c.seeds == () and c.diffs.shape == (0, 0)
 
 
-@pytest.mark.parametrize("effect, word", [(0.5, "higher"), (-0.5, "lower"), (0.0, "no detectable")])
-def test_sentence_follows_the_interval(effect, word):
+@pytest.mark.parametrize("effect, noise, word", [
+    (0.5, 0.02, "higher"), (-0.5, 0.02, "lower"), (0.0, 0.02, "negligible"),
+    (0.0, 0.5, "unresolved")])
+def test_sentence_follows_the_interval(effect, noise, word):
+    """The words are the ledger's rule applied to the interval shown (the margin first)."""
     rng = np.random.default_rng(3)
     b = rng.normal(28, 1, (3, 8))
-    a = b + effect + rng.normal(0, 0.02, (3, 8))
-    ci = paired_bootstrap_ci(a, b, n_boot=1000)
+    a = b + effect + rng.normal(0, noise, (3, 8))
+    ci = random_effects_ci(a, b)
     text = describe_difference(ci, arm="x", reference="y")
     assert word in text and f"[{ci.lo:+.2f}, {ci.hi:+.2f}] dB" in text and "3 seeds x 8 images" in text
-    one = describe_difference(paired_bootstrap_ci(a[:1], b[:1], n_boot=500), arm="x", reference="y")
+    assert ("within ±0.1 dB" in text) == ci.inside(0.1)
+    wide = describe_difference(ci, arm="x", reference="y", margin=10.0)
+    assert "negligible" in wide and "within ±10 dB" in wide
+    one = describe_difference(random_effects_ci(a[:1], b[:1]), arm="x", reference="y")
     assert "1 seed x 8 images" in one and "training randomness" in one
     assert "nothing to conclude" in describe_difference(None, arm="x", reference="y")
-    # the bound on the size is said exactly when the interval lies inside (-small, small)
-    inside = -0.1 < ci.lo and ci.hi < 0.1
-    assert ("smaller than 0.1 dB" in text) == inside
-    assert ("smaller than 1 dB" in describe_difference(ci, arm="x", reference="y", small=1.0)) == (
-        -1.0 < ci.lo and ci.hi < 1.0)

@@ -22,38 +22,46 @@ from typing import Literal
 import yaml
 
 from .. import results as package_results
-from ..stats import paired_bootstrap_ci
+from ..stats import classify, holm, paired_bootstrap_ci, random_effects_ci, seed_t_ci
 from ..train.config import ConfigError, _from_dict
 from .cost import RECIPE_STEPS
 from .pairing import check_pairable
 from .records import load_records
 
 __all__ = ["RULE", "VERDICTS", "Comparison", "Claim", "Ledger", "load_ledger", "measure",
-           "verdict", "refresh", "check"]
+           "verdict", "holm_verdicts", "evaluate_ledger", "refresh", "check"]
 
-VERDICTS = ("untested", "consistent", "inconsistent", "inconclusive")
+VERDICTS = ("untested", "consistent", "inconsistent", "inconclusive", "negligible")
 KINDS = ("difference", "params_reduction", "params_table")
 
 RULE = """\
 Each comparison is arm minus baseline, on one task, one metric (default PSNR on RGB) of
 one set of weights (default EMA), over the test images and the seeds both arms have.
-kind 'difference': a two-way (seeds x images) paired percentile bootstrap interval at
-'level' (irconstyle.stats.paired_bootstrap_ci, n_boot and seed below).  The comparison is
-  consistent    if the interval excludes 0 on the side the claim states (direction),
-  inconsistent  if it excludes 0 on the other side,
-  inconclusive  if it contains 0.
+kind 'difference': the two-way (seeds x images) random-effects interval at 'level' with
+Satterthwaite's degrees of freedom (irconstyle.stats.random_effects_ci; the seeds are the
+unit that repeats, so with 5 seeds the interval uses t with about 4 df).  The seed-level t
+interval and the two-way bootstrap (n_boot and seed below) are shown beside it, not used.
+With 'margin' (in the metric's unit) the comparison is
+  negligible    if the interval lies inside (-margin, +margin) (two one-sided tests, each
+                at (1 - level) / 2: an effect of margin or more is rejected either way),
+  else consistent    if the interval excludes 0 on the side the claim states (direction),
+       inconsistent  if it excludes 0 on the other side,
+       inconclusive  if it contains 0.
 'consistent' is about the sign only: the paper's size of effect (claimed) is reported
 beside the measurement, not tested, since our scale is far from the paper's.
+verdict_holm: the same rule with Holm's adjustment over the ledger's measured difference
+comparisons (n_comparisons): the test of no difference (p_value) and the equivalence test
+(tost_p) are each adjusted over that family, and a comparison is negligible if its adjusted
+tost_p < (1 - level) / 2, else consistent or inconsistent if its adjusted p_value < 1 - level.
 kind 'params_reduction': 1 - params(arm) / params(baseline) (inference parameters, from the
 records); kind 'params_table': the same from a result file of the package (the model table,
 inference builds at the release's defaults); consistent if it is >= claimed - tolerance,
-inconsistent otherwise.
+inconsistent otherwise (verdict_holm: the same, no test is involved).
 A comparison is untested (measured: null) while the records (or the file) of either side
 are missing or the two arms share no seed.  A claim is untested when none of its
 comparisons was measured; inconsistent if any comparison is; consistent if all are;
-inconclusive otherwise (an untested comparison beside measured ones leaves it at most
-inconclusive)."""
-
+negligible if all are negligible; inconclusive otherwise (an untested comparison beside
+measured ones leaves it at most inconclusive); verdict_holm combines the adjusted ones."""
 
 @dataclass
 class Comparison:
@@ -71,6 +79,7 @@ class Comparison:
     tolerance: float = 0.0        # params kinds only
     measured: dict | None = None  # written by refresh(); checked by check()
     verdict: str = "untested"     # written by refresh(); checked by check()
+    verdict_holm: str = "untested"  # the same rule, Holm-adjusted over the ledger
 
     def folders(self) -> list[str]:
         """The record folders this comparison reads (none for params_table)."""
@@ -87,6 +96,7 @@ class Claim:
     direction: Literal["greater", "less"] = "greater"  # the claimed sign of arm - baseline
     comparisons: list[Comparison] = field(default_factory=list)
     verdict: str = "untested"
+    verdict_holm: str = "untested"
     notes: str = ""
 
 
@@ -94,8 +104,11 @@ class Claim:
 class Ledger:
     rule: str
     level: float = 0.95
-    n_boot: int = 10_000
+    margin: float = 0.1           # the equivalence margin, in the metric's unit (dB)
+    margin_why: str = ""          # why that margin, for the reader
+    n_boot: int = 10_000          # the bootstrap shown beside the interval
     seed: int = 0
+    n_comparisons: int = 0        # measured difference comparisons: Holm's family (refresh)
     claims: list[Claim] = field(default_factory=list)
 
 
@@ -122,7 +135,8 @@ def load_ledger(path: str | Path) -> Ledger:
                 raise ConfigError(f"{where}: kind {comp.kind} needs a task")
         claim = _from_dict(Claim, c, str(path), prefix=f"claims[{i}].")
         claim.comparisons = comps
-        for v in [claim.verdict, *(x.verdict for x in comps)]:
+        for v in [claim.verdict, claim.verdict_holm, *(x.verdict for x in comps),
+                  *(x.verdict_holm for x in comps)]:
             if v not in VERDICTS:
                 raise ConfigError(f"{path}: claim {claim.id!r}: verdict {v!r} is not one of {VERDICTS}")
         claims.append(claim)
@@ -170,7 +184,8 @@ def _measure_table(comp: Comparison) -> tuple[dict | None, str]:
 
 
 def measure(comp: Comparison, records: dict[str, list[dict]], *, direction: str = "greater",
-            level: float = 0.95, n_boot: int = 10_000, seed: int = 0) -> tuple[dict | None, str]:
+            level: float = 0.95, margin: float = 0.0, n_boot: int = 10_000,
+            seed: int = 0) -> tuple[dict | None, str]:
     """(what the comparison measured, its verdict) (see :data:`RULE`); ``records`` maps
     each record folder to its records.  ``(None, "untested")`` while either side has no
     records (or the arms share no seed)."""
@@ -197,12 +212,54 @@ def measure(comp: Comparison, records: dict[str, list[dict]], *, direction: str 
         return {"value": round(value, 4), **scale}, "consistent" if ok else "inconsistent"
     grid = [[[float(v) for v in r[s]["metrics"][comp.weights][comp.metric]] for s in seeds]
             for r in (a, b)]
-    ci = paired_bootstrap_ci(grid[0], grid[1], n_boot=n_boot, level=level, seed=seed)
-    side = ci.excludes_zero() * (1 if direction == "greater" else -1)
-    result = {1: "consistent", -1: "inconsistent", 0: "inconclusive"}[side]
+    ci = random_effects_ci(grid[0], grid[1], level=level)
+    beside = {"seed_t": seed_t_ci(grid[0], grid[1], level=level),
+              "bootstrap": paired_bootstrap_ci(grid[0], grid[1], n_boot=n_boot, level=level,
+                                               seed=seed)}
+    tost = ci.tost_p(margin) if margin > 0 else None
     return {"diff": round(ci.diff, 3), "lo": round(ci.lo, 3), "hi": round(ci.hi, 3),
+            "method": ci.method, "se": round(ci.se, 4), "df": round(ci.df, 2),
+            "p_value": _p(ci.p_value), "tost_p": _p(tost),
+            **{f"{k}_interval": [round(v.lo, 3), round(v.hi, 3)] for k, v in beside.items()},
             "mean_arm": round(ci.mean_a, 3), "mean_baseline": round(ci.mean_b, 3),
-            "level": level, "n_images": ci.n_images, "n_seeds": ci.n_seeds, **scale}, result
+            "level": level, "n_images": ci.n_images, "n_seeds": ci.n_seeds, **scale}, \
+        _direction_verdict(classify(ci, margin), direction)
+
+
+def _p(p: float | None) -> float | None:
+    """p-values at 4 significant digits (a ledger a person reads, and compares)."""
+    return None if p is None else float(f"{p:.4g}")
+
+
+def _direction_verdict(outcome: str, direction: str) -> str:
+    """classify()'s outcome in the claim's terms (its stated direction)."""
+    if outcome in ("negligible",):
+        return "negligible"
+    if outcome == "unresolved":
+        return "inconclusive"
+    claimed = "above" if direction == "greater" else "below"
+    return "consistent" if outcome == claimed else "inconsistent"
+
+
+def holm_verdicts(measured: list[tuple[dict | None, str, str]], *, level: float) -> list[str]:
+    """The Holm-adjusted verdict of each comparison, given ``(measured, verdict,
+    direction)`` for every comparison of the ledger in order (:data:`RULE`): the measured
+    difference comparisons form the family; others keep their verdict."""
+    tests = [m is not None and "p_value" in m for m, _, _ in measured]
+    p_adj = holm([m["p_value"] if t else None for (m, _, _), t in zip(measured, tests)])
+    t_adj = holm([m["tost_p"] if t and m.get("tost_p") is not None else None
+                  for (m, _, _), t in zip(measured, tests)])
+    out = []
+    for (m, v, direction), t, p, q in zip(measured, tests, p_adj, t_adj):
+        if not t:
+            out.append(v)
+        elif q is not None and q < (1 - level) / 2:
+            out.append("negligible")
+        elif p < 1 - level:
+            out.append(_direction_verdict("above" if m["diff"] > 0 else "below", direction))
+        else:
+            out.append("inconclusive")
+    return out
 
 
 def _combine(verdicts: list[str]) -> str:
@@ -210,16 +267,35 @@ def _combine(verdicts: list[str]) -> str:
         return "untested"
     if "inconsistent" in verdicts:
         return "inconsistent"
-    return "consistent" if all(v == "consistent" for v in verdicts) else "inconclusive"
+    for same in ("consistent", "negligible"):
+        if all(v == same for v in verdicts):
+            return same
+    return "inconclusive"
 
 
 def verdict(claim: Claim, records: dict[str, list[dict]], *, level: float = 0.95,
-            n_boot: int = 10_000, seed: int = 0) -> tuple[str, list[tuple[dict | None, str]]]:
-    """A claim's verdict and each comparison's (measured, verdict); ``records`` maps
-    each record folder the comparisons name to its records (missing folder: none)."""
-    per = [measure(c, records, direction=claim.direction, level=level,
+            margin: float = 0.0, n_boot: int = 10_000,
+            seed: int = 0) -> tuple[str, list[tuple[dict | None, str]]]:
+    """A claim's (unadjusted) verdict and each comparison's (measured, verdict);
+    ``records`` maps each record folder the comparisons name to its records."""
+    per = [measure(c, records, direction=claim.direction, level=level, margin=margin,
                    n_boot=n_boot, seed=seed) for c in claim.comparisons]
     return _combine([v for _, v in per]), per
+
+
+def evaluate_ledger(ledger: Ledger, records: dict[str, list[dict]]) -> dict:
+    """Every verdict of the ledger, unadjusted and Holm-adjusted: ``{"claims": [(verdict,
+    verdict_holm, [(measured, verdict, verdict_holm), ...]), ...], "n_comparisons": m}``."""
+    kw = dict(level=ledger.level, margin=ledger.margin, n_boot=ledger.n_boot, seed=ledger.seed)
+    per_claim = [verdict(c, records, **kw) for c in ledger.claims]
+    flat = [(m, v, c.direction) for c, (_, per) in zip(ledger.claims, per_claim) for m, v in per]
+    adjusted = iter(holm_verdicts(flat, level=ledger.level))
+    out = []
+    for v, per in per_claim:
+        comps = [(m, cv, next(adjusted)) for m, cv in per]
+        out.append((v, _combine([h for _, _, h in comps]), comps))
+    n = sum(m is not None and "p_value" in m for m, _, _ in flat)
+    return {"claims": out, "n_comparisons": n}
 
 
 def _records_of(ledger: Ledger, root: Path) -> dict[str, list[dict]]:
@@ -233,12 +309,12 @@ def refresh(path: str | Path) -> Ledger:
     """Recompute every comparison and verdict from the records and rewrite the file."""
     path = Path(path)
     ledger = load_ledger(path)
-    records = _records_of(ledger, path.parent)
-    for claim in ledger.claims:
-        claim.verdict, per = verdict(claim, records, level=ledger.level, n_boot=ledger.n_boot,
-                                     seed=ledger.seed)
-        for comp, (measured, v) in zip(claim.comparisons, per):
-            comp.measured, comp.verdict = measured, v
+    result = evaluate_ledger(ledger, _records_of(ledger, path.parent))
+    ledger.n_comparisons = result["n_comparisons"]
+    for claim, (v, vh, comps) in zip(ledger.claims, result["claims"]):
+        claim.verdict, claim.verdict_holm = v, vh
+        for comp, (measured, cv, ch) in zip(claim.comparisons, comps):
+            comp.measured, comp.verdict, comp.verdict_holm = measured, cv, ch
     path.write_text(_HEADER + yaml.dump(asdict(ledger), Dumper=_Dumper, sort_keys=False,
                                          allow_unicode=True, width=100))
     return ledger
@@ -269,20 +345,25 @@ def _differs(a, b) -> bool:
 
 
 def check(path: str | Path) -> list[str]:
-    """Where the ledger disagrees with its records and its rule (empty: it agrees)."""
+    """Where the ledger disagrees with its records and its rule (empty: it agrees):
+    every verdict, unadjusted and Holm-adjusted, and the count of comparisons."""
     path = Path(path)
     ledger = load_ledger(path)
     if ledger.rule.strip() != RULE.strip():
         return [f"{path}: the rule in the file is not the rule the code applies "
                 "(irconstyle.experiments.claims.RULE)"]
-    records = _records_of(ledger, path.parent)
+    result = evaluate_ledger(ledger, _records_of(ledger, path.parent))
     problems = []
-    for claim in ledger.claims:
-        v, per = verdict(claim, records, level=ledger.level, n_boot=ledger.n_boot, seed=ledger.seed)
-        if v != claim.verdict:
-            problems.append(f"{claim.id}: verdict {claim.verdict!r} in the file, {v!r} by the rule")
-        for j, (comp, (measured, cv)) in enumerate(zip(claim.comparisons, per)):
-            if cv != comp.verdict or _differs(measured, comp.measured):
+    if result["n_comparisons"] != ledger.n_comparisons:
+        problems.append(f"n_comparisons: {ledger.n_comparisons} in the file, "
+                        f"{result['n_comparisons']} measured")
+    for claim, (v, vh, comps) in zip(ledger.claims, result["claims"]):
+        if (v, vh) != (claim.verdict, claim.verdict_holm):
+            problems.append(f"{claim.id}: verdicts {claim.verdict!r}/{claim.verdict_holm!r} (Holm) "
+                            f"in the file, {v!r}/{vh!r} by the rule")
+        for j, (comp, (measured, cv, ch)) in enumerate(zip(claim.comparisons, comps)):
+            if (cv, ch) != (comp.verdict, comp.verdict_holm) or _differs(measured, comp.measured):
                 problems.append(f"{claim.id}: comparison {j} ({comp.arm} vs {comp.baseline}) "
-                                f"records {comp.verdict!r} {comp.measured}, recomputed {cv!r} {measured}")
+                                f"records {comp.verdict!r}/{comp.verdict_holm!r} {comp.measured}, "
+                                f"recomputed {cv!r}/{ch!r} {measured}")
     return problems

@@ -1,5 +1,6 @@
 """The generated summary of an experiment: every arm against a reference arm, per task,
-with paired bootstrap intervals, from whatever records exist.
+with paired intervals (the two-way random-effects interval by default,
+:mod:`irconstyle.stats`), from whatever records exist.
 
 ``irconstyle experiment FILE --summary`` writes it (``summary.md`` for a person,
 ``summary.json`` for a program) into the experiment's ``out_dir``; the book's notebooks
@@ -21,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..stats import BootstrapCI, paired_bootstrap_ci
+from ..stats import Method, PairedCI, classify, paired_ci
 from .cost import RECIPE_STEPS
 from .pairing import check_pairable
 from .records import load_records
@@ -45,7 +46,7 @@ class ArmComparison:
     images: tuple[str, ...]
     arm_values: np.ndarray        # (seeds, images)
     reference_values: np.ndarray  # (seeds, images)
-    ci: BootstrapCI | None
+    ci: PairedCI | None
 
     @property
     def diffs(self) -> np.ndarray:
@@ -71,10 +72,11 @@ def _by_task_arm(records: Sequence[dict]) -> dict[str, dict[str, dict[int, dict]
 def compare_to_reference(records: Sequence[dict], reference: str, *,
                          reference_records: Sequence[dict] | None = None,
                          metric: str = "psnr_rgb", weights: str = "ema",
-                         arms: Sequence[str] | None = None, n_boot: int = 10_000,
-                         level: float = 0.95, seed: int = 0) -> list[ArmComparison]:
+                         arms: Sequence[str] | None = None, method: Method = "random_effects",
+                         n_boot: int = 10_000, level: float = 0.95,
+                         seed: int = 0) -> list[ArmComparison]:
     """Every arm of ``records`` (in ``arms`` order when given) against ``reference`` on each
-    task.  The reference's records come from ``reference_records`` when given (another
+    task, with the interval of ``method`` (:func:`irconstyle.stats.paired_ci`).  The reference's records come from ``reference_records`` when given (another
     experiment: each pair is checked by ``check_pairable``), else from ``records``.  A task
     without reference records yields comparisons with no seeds and ``ci=None``."""
     ours = _by_task_arm(records)
@@ -98,33 +100,35 @@ def compare_to_reference(records: Sequence[dict], reference: str, *,
             shape = (len(seeds), len(images))
             a = np.array([_values(recs[s], weights, metric) for s in seeds]).reshape(shape)
             b = np.array([_values(ref[s], weights, metric) for s in seeds]).reshape(shape)
-            ci = (paired_bootstrap_ci(a, b, n_boot=n_boot, level=level, seed=seed)
+            ci = (paired_ci(a, b, method=method, n_boot=n_boot, level=level, seed=seed)
                   if seeds else None)
             out.append(ArmComparison(task, arm, reference, metric, weights, seeds, images, a, b, ci))
     return out
 
 
-def describe_difference(ci: BootstrapCI | None, *, arm: str, reference: str,
-                        unit: str = "dB", small: float = 0.1) -> str:
+def describe_difference(ci: PairedCI | None, *, arm: str, reference: str,
+                        unit: str = "dB", margin: float = 0.1) -> str:
     """What the interval of ``arm - reference`` lets a reader conclude, in words generated
-    from the interval itself (so the sentence stays true whatever the records say).  An
-    interval wholly inside ``(-small, +small)`` is said to bound the effect below ``small``
-    (a detectable sign is not a large effect; no detectable sign is not proof of none)."""
+    from the interval itself (so the sentence stays true whatever the records say), by the
+    ledger's rule (:func:`irconstyle.stats.classify`): an interval inside ``(-margin,
+    +margin)`` is a negligible effect, whatever its sign; otherwise its side of 0 decides,
+    and an interval across 0 resolves nothing (it is not evidence of no effect)."""
     if ci is None:
         return f"{arm}: no seed paired with {reference} yet, nothing to conclude."
     pct = round(100 * ci.level)
     interval = f"{pct}% interval [{ci.lo:+.2f}, {ci.hi:+.2f}] {unit}"
     n = f"{ci.n_seeds} seed{'s' if ci.n_seeds != 1 else ''} x {ci.n_images} images"
-    if ci.lo > 0:
+    outcome = classify(ci, margin)
+    if outcome == "negligible":
+        text = (f"{arm} against {reference}: negligible at this scale, the {interval} lies "
+                f"within ±{margin:g} {unit} ({n}).")
+    elif outcome == "above":
         text = f"{arm} scores higher than {reference}: the {interval} lies above 0 ({n})."
-    elif ci.hi < 0:
+    elif outcome == "below":
         text = f"{arm} scores lower than {reference}: the {interval} lies below 0 ({n})."
     else:
-        text = (f"{arm} against {reference}: no detectable difference at this scale, the "
-                f"{interval} contains 0 ({n}).")
-    if -small < ci.lo and ci.hi < small:
-        text += (f" The whole interval lies within ±{small:g} {unit}: at this scale the effect, "
-                 f"either way, is smaller than {small:g} {unit}.")
+        text = (f"{arm} against {reference}: unresolved at this scale, the {interval} contains "
+                f"0 and reaches beyond ±{margin:g} {unit} ({n}).")
     if ci.n_seeds == 1:
         text += (" With one seed the interval covers image-to-image variation only, not "
                  "training randomness.")
@@ -154,8 +158,8 @@ def _records_or_none(folder: Path) -> list[dict]:
 
 def experiment_summary(path: str | os.PathLike, *, reference: str | None = None,
                        reference_results: str | os.PathLike | None = None,
-                       metric: str = "psnr_rgb", n_boot: int = 10_000,
-                       seed: int = 0) -> dict:
+                       metric: str = "psnr_rgb", method: Method = "random_effects",
+                       n_boot: int = 10_000, seed: int = 0) -> dict:
     """The summary of experiment file ``path`` from the records in its ``out_dir``:
     per task, each arm against ``reference`` (default: the file's first arm) on EMA and raw
     weights.  ``reference_results``: the folder holding the reference's records when they
@@ -177,14 +181,15 @@ def experiment_summary(path: str | os.PathLike, *, reference: str | None = None,
     for weights in ("ema", "raw"):
         for c in compare_to_reference(records, reference, reference_records=ref_records,
                                       metric=metric, weights=weights, arms=list(spec.arms),
-                                      n_boot=n_boot, seed=seed):
+                                      method=method, n_boot=n_boot, seed=seed):
             t = tasks.setdefault(c.task, {"scale": None, "rows": []})
             row = {"arm": c.arm, "weights": weights, "seeds": list(c.seeds),
                    "n_seeds": len(c.seeds), "n_images": len(c.images)}
             if c.ci is not None:
                 row.update(mean_arm=round(c.ci.mean_a, 4), mean_reference=round(c.ci.mean_b, 4),
                            diff=round(c.ci.diff, 4), lo=round(c.ci.lo, 4), hi=round(c.ci.hi, 4),
-                           level=c.ci.level)
+                           level=c.ci.level, method=c.ci.method,
+                           df=None if c.ci.df is None else round(c.ci.df, 2))
             t["rows"].append(row)
     pool = (ref_records or []) + records
     for task, t in tasks.items():
@@ -194,10 +199,19 @@ def experiment_summary(path: str | os.PathLike, *, reference: str | None = None,
             "reference": {"arm": reference,
                           "results": str(ref_folder) if ref_folder is not None else spec.out_dir},
             "difference": "arm minus reference, paired by seed and image",
-            "n_boot": n_boot, "bootstrap_seed": seed,
+            "method": method, "n_boot": n_boot, "bootstrap_seed": seed,
             "runs": {"planned": len(planned),
                      "finished": sum((k.task, k.arm, k.seed) in done for k in planned)},
             "tasks": tasks}
+
+
+_METHOD_TEXT = {
+    "random_effects": "95% two-way random-effects interval over seeds and images with "
+                      "Satterthwaite's degrees of freedom (irconstyle.stats.random_effects_ci).",
+    "seed_t": "95% t interval over the per-seed mean differences (irconstyle.stats.seed_t_ci).",
+    "bootstrap": "95% paired two-way bootstrap interval (irconstyle.stats.paired_bootstrap_ci, "
+                 "{n_boot} replicates, seed {bootstrap_seed}).",
+}
 
 
 def _f(v: float | None, signed: bool = False) -> str:
@@ -211,9 +225,8 @@ def format_summary(summary: dict) -> str:
              f"Generated by `irconstyle experiment {summary['file']} --summary` from the run "
              f"records ({summary['runs']['finished']} of {summary['runs']['planned']} runs "
              f"finished; reference records: `{ref['results']}`). {summary['metric']} in dB; "
-             f"difference = {summary['difference']}; 95% paired two-way bootstrap interval "
-             f"(irconstyle.stats.paired_bootstrap_ci, {summary['n_boot']} replicates, seed "
-             f"{summary['bootstrap_seed']}).", ""]
+             f"difference = {summary['difference']}; {_METHOD_TEXT[summary.get('method', 'bootstrap')]}"
+             .format(**summary), ""]
     for task, t in summary["tasks"].items():
         lines += [f"## {task}", "", f"Scale: {t['scale'] or '(no reference records yet)'}", "",
                   "| arm | weights | mean arm | mean reference | difference | 95% CI | seeds | images |",
