@@ -316,3 +316,30 @@ def test_records_say_whether_the_package_matches_its_commit(tmp_path, monkeypatc
     assert prov.package_modified() is True
     monkeypatch.setattr(prov, "_PACKAGE", tmp_path)   # not a git checkout (a wheel): unknown
     assert prov.package_modified() is None
+
+
+def test_extra_tests_score_the_same_weights_on_more_sets(tmp_path):
+    """Blind denoising's layout: one training (sigma random), scored on the task's test set
+    and on each of its extra_tests; the book pairs arms on any of them."""
+    from irconstyle.experiments.summary import compare_to_reference
+
+    s50 = {"kind": "minibench", "kwargs": {**TEST_SET["kwargs"], "sigma": 50}}
+    path = write_spec(tmp_path, seeds=[0], tasks={"blind": {"extra_tests": {"s50": s50}}})
+    run_experiment(path, progress=False)
+    records = load_records(tmp_path / "out")
+    for r in records:
+        extra = r["extra_metrics"]["s50"]
+        assert extra["test"]["kwargs"]["sigma"] == 50 and extra["images"] == r["images"]
+        # sigma 50 is harder than the primary sigma 25 for every image
+        assert all(x < y for x, y in zip(extra["ema"]["psnr_rgb"], r["metrics"]["ema"]["psnr_rgb"]))
+    (c,) = compare_to_reference(records, "constyle", test="s50")
+    ref = next(r for r in records if r["run"]["arm"] == "constyle")
+    assert c.reference_values[0].tolist() == ref["extra_metrics"]["s50"]["ema"]["psnr_rgb"]
+    with pytest.raises(KeyError, match="no extra test 's15'"):
+        compare_to_reference(records, "constyle", test="s15")
+    bad = write_spec(tmp_path, tasks={"blind": {"extra_tests": {"s50": {"kind": "nope"}}}})
+    with pytest.raises(ConfigError, match="unknown test set kind 'nope'"):
+        plan(load_spec(bad))
+    worse = write_spec(tmp_path, tasks={"blind": {"extra_tests": {"s50": {"kidn": "x"}}}})
+    with pytest.raises(ConfigError, match="extra_tests.s50.kidn"):
+        load_spec(worse)

@@ -73,10 +73,11 @@ def plan(spec: ExperimentSpec, only: str | list[str] | None = None) -> list[Plan
     for key in run_keys(spec, only):
         cfg = run_config(spec, key)
         resolve_config(cfg)  # recipe errors now, not at the run's turn
-        test = spec.test_set(key.task)
-        if test.kind not in dataset_kinds():
-            raise ConfigError(f"experiment {spec.name!r}, task {key.task!r}: unknown test set kind "
-                              f"{test.kind!r}; choose from {', '.join(dataset_kinds())}")
+        tests = [spec.test_set(key.task), *spec.task_specs()[key.task].extra_tests.values()]
+        for test in tests:
+            if test.kind not in dataset_kinds():
+                raise ConfigError(f"experiment {spec.name!r}, task {key.task!r}: unknown test set "
+                                  f"kind {test.kind!r}; choose from {', '.join(dataset_kinds())}")
         if (spec.out_path / key.record_path).is_file():
             out.append(PlannedRun(key, cfg, "done"))
         elif (step := _checkpoint_step(spec.out_path / key.train_dir)) is not None:
@@ -114,6 +115,19 @@ def _codes(model: torch.nn.Module, data, device: torch.device) -> dict | None:
     return {"images": names, "codes": codes.round(6).tolist()}
 
 
+def _score(weights: dict, data, spec: ExperimentSpec, test: EvalSet,
+           task: str) -> tuple[dict, list[str]]:
+    """Per-image metrics (and their means) of each set of weights on one held-out set."""
+    metrics, names = {}, []
+    for tag, model in weights.items():
+        res = evaluate(model, data, protocol=spec.protocol, benchmark=_benchmark(test, task),
+                       weights=tag)
+        names = [r["name"] for r in res["images"]]
+        metrics[tag] = {k: [r[k] for r in res["images"]] for k in METRIC_KEYS}
+        metrics[tag]["mean"] = {k: res["mean"][k] for k in METRIC_KEYS}
+    return metrics, names
+
+
 def run_one(spec: ExperimentSpec, key: RunKey, cfg: TrainConfig, *, command: str,
             progress: bool = True) -> dict:
     """Train (or resume) one run, score it, write and return its record."""
@@ -133,18 +147,19 @@ def run_one(spec: ExperimentSpec, key: RunKey, cfg: TrainConfig, *, command: str
     test = spec.test_set(key.task)
     weights = {"ema": trainer.ema.module} if trainer.ema is not None else {}
     weights["raw"] = trainer.model
-    metrics, names, codes = None, None, None
+    metrics, names, codes, extra_metrics = None, None, None, None
     if spec.score_test:  # a pilot (score_test: false) never touches the test photos
         data = _test_dataset(test)
-        metrics = {}
-        for tag, model in weights.items():
-            res = evaluate(model, data, protocol=spec.protocol,
-                           benchmark=_benchmark(test, key.task), weights=tag)
-            names = [r["name"] for r in res["images"]]
-            metrics[tag] = {k: [r[k] for r in res["images"]] for k in METRIC_KEYS}
-            metrics[tag]["mean"] = {k: res["mean"][k] for k in METRIC_KEYS}
+        metrics, names = _score(weights, data, spec, test, key.task)
         if spec.save_codes:
             codes = _codes(next(iter(weights.values())), data, trainer.device)
+        extra = spec.task_specs()[key.task].extra_tests
+        if extra:
+            extra_metrics = {}
+            for name, evalset in extra.items():
+                scored, extra_names = _score(weights, _test_dataset(evalset), spec, evalset, key.task)
+                extra_metrics[name] = {"test": dataclasses.asdict(evalset), "images": extra_names,
+                                       **scored}
     eval_seconds = time.perf_counter() - t0
 
     params, params_train = count_parameters(trainer.model)
@@ -163,6 +178,7 @@ def run_one(spec: ExperimentSpec, key: RunKey, cfg: TrainConfig, *, command: str
         "config": config,
         "images": names,
         "metrics": metrics,
+        **({"extra_metrics": extra_metrics} if extra_metrics is not None else {}),
         "codes": codes,
         "loss_curves": loss_curves(Path(cfg.out_dir) / "train.csv"),
         "validation": {k: summary[k] for k in ("metrics", "best_value", "best_step", "best_metric")},

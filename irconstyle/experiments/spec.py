@@ -72,11 +72,14 @@ class ArmSpec:
 @dataclass
 class TaskSpec:
     """One task: data overrides (e.g. ``data.train.kwargs.task=derain``) and its test set
-    (``None`` = the experiment's ``test``)."""
+    (``None`` = the experiment's ``test``).  ``extra_tests``: more held-out sets the same
+    trained weights are also scored on, by name (blind denoising: one training, scored at
+    sigma 15, 25 and 50), recorded under the record's ``extra_metrics``."""
 
     description: str = ""
     overrides: list[str] = field(default_factory=list)
     test: EvalSet | None = None
+    extra_tests: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -167,8 +170,14 @@ def spec_from_dict(data: dict, where: str = "<dict>", root: str | Path = ".") ->
         _check_name(name, "task", where)
         if name == "runs":
             raise ConfigError(f"{where}: a task cannot be named 'runs' (the training folders' name)")
-        tasks[name] = _from_dict(TaskSpec, task or {}, where, prefix=f"tasks.{name}.") \
+        task = _from_dict(TaskSpec, task or {}, where, prefix=f"tasks.{name}.") \
             if not isinstance(task, TaskSpec) else task
+        extra = {}
+        for test_name, test in (task.extra_tests or {}).items():
+            _check_name(test_name, f"tasks.{name}.extra_tests", where)
+            extra[test_name] = test if isinstance(test, EvalSet) else _from_dict(
+                EvalSet, test or {}, where, prefix=f"tasks.{name}.extra_tests.{test_name}.")
+        tasks[name] = dataclasses.replace(task, extra_tests=extra)
     spec = dataclasses.replace(spec, arms=arms, tasks=tasks)
     if not spec.seeds or len(set(spec.seeds)) != len(spec.seeds):
         raise ConfigError(f"{where}: 'seeds' must be a non-empty list of distinct integers, "

@@ -53,12 +53,26 @@ class ArmComparison:
         return self.arm_values - self.reference_values
 
 
-def _values(record: dict, weights: str, metric: str) -> list[float]:
-    m = record["metrics"]
-    if weights not in m or metric not in m[weights]:
+def _extra(record: dict, test: str) -> dict:
+    """The scores of one of the task's extra_tests (e.g. sigma 50 of blind denoising)."""
+    extra = record.get("extra_metrics") or {}
+    if test not in extra:
         r = record["run"]
+        raise KeyError(f"{r['task']}/{r['arm']}/seed{r['seed']}: no extra test {test!r} in "
+                       f"the record (has {', '.join(extra) or 'none'})")
+    return extra[test]
+
+
+def _values(record: dict, weights: str, metric: str, test: str | None = None) -> list[float]:
+    r = record["run"]
+    m = record["metrics"] if test is None else _extra(record, test)
+    if m is None or weights not in m or metric not in m[weights]:
         raise KeyError(f"{r['task']}/{r['arm']}/seed{r['seed']}: no {weights}/{metric} in the record")
     return [float(v) for v in m[weights][metric]]
+
+
+def _images(record: dict, test: str | None) -> list[str]:
+    return record["images"] if test is None else _extra(record, test)["images"]
 
 
 def _by_task_arm(records: Sequence[dict]) -> dict[str, dict[str, dict[int, dict]]]:
@@ -73,10 +87,11 @@ def compare_to_reference(records: Sequence[dict], reference: str, *,
                          reference_records: Sequence[dict] | None = None,
                          metric: str = "psnr_rgb", weights: str = "ema",
                          arms: Sequence[str] | None = None, method: Method = "random_effects",
-                         n_boot: int = 10_000, level: float = 0.95,
-                         seed: int = 0) -> list[ArmComparison]:
+                         n_boot: int = 10_000, level: float = 0.95, seed: int = 0,
+                         test: str | None = None) -> list[ArmComparison]:
     """Every arm of ``records`` (in ``arms`` order when given) against ``reference`` on each
-    task, with the interval of ``method`` (:func:`irconstyle.stats.paired_ci`).  The reference's records come from ``reference_records`` when given (another
+    task, with the interval of ``method`` (:func:`irconstyle.stats.paired_ci`), on the
+    task's test set or (``test``) one of its ``extra_tests``.  The reference's records come from ``reference_records`` when given (another
     experiment: each pair is checked by ``check_pairable``), else from ``records``.  A task
     without reference records yields comparisons with no seeds and ``ci=None``."""
     ours = _by_task_arm(records)
@@ -93,13 +108,13 @@ def compare_to_reference(records: Sequence[dict], reference: str, *,
             for s in seeds:
                 if external:
                     check_pairable(recs[s], ref[s])
-                elif recs[s]["images"] != ref[s]["images"]:
+                if _images(recs[s], test) != _images(ref[s], test):
                     raise ValueError(f"{task}: arms {arm!r} and {reference!r} (seed {s}) were "
                                      "scored on different images; they cannot be paired")
-            images = tuple(recs[seeds[0]]["images"]) if seeds else ()
+            images = tuple(_images(recs[seeds[0]], test)) if seeds else ()
             shape = (len(seeds), len(images))
-            a = np.array([_values(recs[s], weights, metric) for s in seeds]).reshape(shape)
-            b = np.array([_values(ref[s], weights, metric) for s in seeds]).reshape(shape)
+            a = np.array([_values(recs[s], weights, metric, test) for s in seeds]).reshape(shape)
+            b = np.array([_values(ref[s], weights, metric, test) for s in seeds]).reshape(shape)
             ci = (paired_ci(a, b, method=method, n_boot=n_boot, level=level, seed=seed)
                   if seeds else None)
             out.append(ArmComparison(task, arm, reference, metric, weights, seeds, images, a, b, ci))
