@@ -29,8 +29,9 @@ except ImportError as exc:  # the core package does not depend on them
                       "them with `pip install 'irconstyle[book]'`") from exc
 
 from .experiments.summary import ArmComparison
+from .experiments.trend import TrendPoint
 
-__all__ = ["paired_differences", "loss_panels", "restoration_panels"]
+__all__ = ["paired_differences", "loss_panels", "restoration_panels", "trend_panel"]
 
 
 def paired_differences(ax: Axes, comparisons: Sequence[ArmComparison], *,
@@ -153,3 +154,35 @@ def restoration_panels(panels: Sequence[tuple[str, object]], box: tuple[int, int
             spine.set_linewidth(1.5)
     fig.tight_layout()
     return fig
+
+
+def trend_panel(ax: Axes, series: Mapping[str, Sequence[TrendPoint]], *, margin: float = 0.1,
+                unit: str = "dB") -> Axes:
+    """One gap per series (label -> points) against training steps on a log axis: the
+    estimate and its interval at each run length, a line at no difference and the band
+    of the equivalence margin, the seeds of each point written beside it.  Series are
+    offset slightly along x so their bars do not hide each other."""
+    if not any(series.values()):
+        raise ValueError("trend_panel: no point to draw")
+    ax.axhspan(-margin, margin, color="0.9", zorder=0, label=f"±{margin:g} {unit} (negligible)")
+    ax.axhline(0.0, color="0.4", linewidth=0.8, zorder=1)
+    n = len(series)
+    for k, (label, points) in enumerate(series.items()):
+        if not points:
+            continue
+        shift = 1.08 ** (k - (n - 1) / 2)
+        x = np.array([p.steps for p in points], dtype=float) * shift
+        y = np.array([p.ci.diff for p in points])
+        err = np.array([[p.ci.diff - p.ci.lo for p in points], [p.ci.hi - p.ci.diff for p in points]])
+        bars = ax.errorbar(x, y, yerr=err, fmt="o-", capsize=4, label=label, zorder=3)
+        for xi, p in zip(x, points):
+            ax.annotate(f"{p.ci.n_seeds}", (xi, p.ci.hi), textcoords="offset points", xytext=(0, 3),
+                        ha="center", fontsize=8, color=bars[0].get_color())
+    steps = sorted({p.steps for points in series.values() for p in points})
+    ax.set_xscale("log")
+    ax.set_xticks(steps, [f"{s:,}" for s in steps])
+    ax.minorticks_off()
+    ax.set_xlabel("training steps (log scale; numbers above the bars: seeds)")
+    ax.set_ylabel(f"PSNR difference ({unit})")
+    ax.legend(fontsize=8, loc="best")
+    return ax
