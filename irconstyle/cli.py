@@ -204,8 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", parents=[common],
                        help="list the models with parameter counts and MACs",
-                       description="The model table (irconstyle.summary.model_table).")
+                       description="The model table (irconstyle.summary.model_table): "
+                                   "parameters of the inference build, multiply-accumulates of "
+                                   "one eval forward (convolutions and matrix products) and CPU "
+                                   "time. The constyle_*_ablated controls have no ConStyle: its "
+                                   "code and three feature maps are learned constants (a code "
+                                   "of 128 values and per-channel vectors of 32, 64 and 128 "
+                                   "channels broadcast over each map's space; 352 parameters "
+                                   "in place of the encoder's 1,190,832).")
     p.add_argument("names", metavar="NAME", nargs="*", help="models to list (default: all)")
+    p.add_argument("--model-arg", metavar="KEY=VALUE", action="append", default=[],
+                   help="builder keyword argument for every NAME given, VALUE parsed as YAML "
+                        "(e.g. width=16); repeatable; needs NAMEs (the arguments differ "
+                        "between families)")
     p.add_argument("--input-size", metavar="N", type=_positive_int, default=256,
                    help="square input side for MACs and timing (default: 256)")
     p.add_argument("--no-time", action="store_true", help="skip the CPU timing")
@@ -410,10 +421,20 @@ def _cmd_latent(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     try:
         from .summary import model_table
+        from .zoo import model_names
     except ImportError as exc:
         raise CLIError(f"the model table is not available (irconstyle.summary: {exc})") from None
-    rows = model_table(args.names or None, input_size=(1, 3, args.input_size, args.input_size),
-                       time_cpu=not args.no_time)
+    kwargs = _parse_pairs(args.model_arg, "--model-arg")
+    if kwargs and not args.names:
+        raise CLIError("--model-arg needs model names (the builders' arguments differ between "
+                       "families)")
+    rows = []
+    for name in args.names or model_names():  # one at a time: an error names its model
+        try:
+            rows += model_table([name], input_size=(1, 3, args.input_size, args.input_size),
+                                time_cpu=not args.no_time, overrides={name: kwargs})
+        except TypeError as exc:  # a builder refused a --model-arg
+            raise ValueError(f"model {name!r}: bad builder arguments {kwargs}: {exc}") from None
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -436,6 +457,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for r in table:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
     print(f"(MACs and times at 1x3x{args.input_size}x{args.input_size})", file=sys.stderr)
+    if any(r["name"].endswith("_ablated") for r in rows):
+        print("(*_ablated: ConStyle's code and three feature maps replaced by learned constants, "
+              "a (128,) code and (32|64|128, 1, 1) vectors broadcast over the maps; no encoder)",
+              file=sys.stderr)
     return 0
 
 

@@ -12,17 +12,27 @@ What is counted:
     attention kernels; it does **not** count element-wise operations, normalisation,
     activations, softmax, pooling, resampling or padding.  The ConStyle query encoder
     is included for ConStyle models (it runs at test time).
+  * the ablated controls (``constyle_*_ablated``, :func:`irconstyle.nets.unet.ablate_constyle`)
+    have no ConStyle (their ``constyle`` column is false): ConStyle's encoder is replaced by
+    learned constants (:class:`irconstyle.nets.unet.ConstantStyle`), a code of shape (128,)
+    in place of ConStyle's code and three per-channel vectors of shapes (32, 1, 1),
+    (64, 1, 1) and (128, 1, 1) in place of its three feature maps, broadcast over the
+    batch and over H/2, H/4 and H/8 of the padded input: 352 parameters (counted in
+    ``params``) instead of the query encoder's 1,190,832.  Their ``macs`` count what the
+    network computes from the constants, the injection's 1x1 affine convolutions on the
+    broadcast maps and the Linear on the code, and no encoder.
   * ``cpu_ms``: median wall time of an eval forward under ``torch.inference_mode``,
     after one warm-up run (the MAC count's), with the threads torch is set to use.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -49,11 +59,35 @@ def _example(input_size: Sequence[int]) -> torch.Tensor:
     return torch.rand(*input_size, generator=torch.Generator().manual_seed(0))
 
 
+@contextlib.contextmanager
+def _frozen(model: nn.Module) -> Iterator[None]:
+    """Parameters not requiring grad for the block, restored afterwards (see count_macs)."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
 def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 3, 256, 256)) -> int:
-    """Multiply-accumulates of one eval forward (see the module docstring for what counts)."""
+    """Multiply-accumulates of one eval forward (see the module docstring for what counts).
+
+    The parameters are frozen (``requires_grad=False``) while counting, because
+    ``FlopCounterMode``'s module tracker hooks every module output that requires grad:
+    without grad recording (inference mode or ``no_grad``), a view of a parameter, such as
+    the ablated controls' learned constants ``expand``-ed over the batch and the feature
+    maps' space (:class:`irconstyle.nets.unet.ConstantStyle`), requires grad but has no
+    autograd node, and the hook crashed (``'NoneType' object has no attribute
+    'next_functions'``).  Frozen, nothing requires grad, so no hook is set, and every
+    operation is counted as it runs: for the ablated controls, the injection's 1x1 affine
+    convolutions on the broadcast constant maps and the Linear on the constant code, which
+    the network computes for every input."""
     model.eval()
     counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter:
+    with _frozen(model), torch.inference_mode(), counter:
         model(_example(input_size))
     return counter.get_total_flops() // 2
 
@@ -113,7 +147,9 @@ def model_table(names: Sequence[str] | None = None, *,
                 repeats: int = 3, overrides: dict[str, dict] | None = None) -> list[dict]:
     """One row per model (default: every zoo model at its release defaults):
     ``name, constyle, size_factor, params, params_train, macs, input_size`` and, with
-    ``time_cpu``, ``cpu_ms``.  ``overrides`` maps a name to builder keyword arguments."""
+    ``time_cpu``, ``cpu_ms``.  ``overrides`` maps a name to builder keyword arguments.
+    ``constyle`` says whether the model runs ConStyle's encoder: false for the ablated
+    controls, whose learned constants the module docstring describes."""
     rows = []
     for name in names if names is not None else model_names():
         torch.manual_seed(0)
