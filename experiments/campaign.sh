@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The issue-23 campaign (five seeds, compute-matched controls, learning-rate pilot, trend with
+# training length), run in the background from clean worktrees ($BASE/campaign_<commit>, each
+# with its own .venv), each experiment at ONE commit:
+#   9e4c8a0: the commit that fixed the pilot, five-seed and derain-trend files before any run
+#   8613e22: the blind-denoising trend (it needed extra_tests), fixed before any of its runs
+# Records go to $OUT/<experiment>/ (outside the worktrees, so they stay clean and every record
+# says package_modified: false); `collect` copies the finished ones into results/pending/ of
+# the checkout this script lives in, to be committed; an experiment's records move into
+# results/<experiment>/ (replacing the older ones) once all its runs are there.
+# Resuming is by construction: finished runs are skipped, an interrupted one resumes from its
+# last checkpoint (when $OUT survived). experiments/CAMPAIGN.md says what is done and left.
+#
+# Usage (from anywhere):  bash experiments/campaign.sh run       # both chains, in order
+#                         bash experiments/campaign.sh collect   # copy finished records
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+BASE=${CAMPAIGN_BASE:-/work}
+OUT=${CAMPAIGN_OUT:-$BASE/campaign_out}
+JOBS=${JOBS:-2}
+# In the order the issue asks: pilots and five seeds first, 9,600-step runs last.
+# name:commit (9e4c8a0 = chain A, 8613e22 = chain B, see above)
+ORDER="lr_pilot:9e4c8a0 lr_pilot_guidelines:9e4c8a0 cpu_campaign:9e4c8a0 dehaze:9e4c8a0
+guidelines:9e4c8a0 ablations:9e4c8a0 trend_blind_600:8613e22 trend_derain_2400:9e4c8a0
+trend_blind_2400:8613e22 trend_derain_9600:9e4c8a0 trend_blind_9600:8613e22"
+
+worktree() {  # worktree DIR COMMIT: a detached, clean checkout with its own venv
+    local dir=$1 commit=$2
+    if [ ! -d "$dir" ]; then
+        git -C "$HERE" worktree add --detach "$dir" "$commit" >/dev/null
+    fi
+    [ "$(git -C "$dir" rev-parse --short=7 HEAD)" = "$commit" ] || { echo "$dir is not at $commit" >&2; exit 1; }
+    [ -z "$(git -C "$dir" status --porcelain)" ] || { echo "$dir is not clean" >&2; exit 1; }
+    if [ ! -x "$dir/.venv/bin/irconstyle" ]; then
+        python3 -m venv "$dir/.venv"
+        "$dir/.venv/bin/pip" install -q torch==2.13.0
+        "$dir/.venv/bin/pip" install -q -e "$dir"
+    fi
+}
+
+run_one() {  # run_one NAME COMMIT: one experiment file in the worktree of its commit
+    local name=$1 commit=$2 dir=$BASE/campaign_$2
+    worktree "$dir" "$commit"
+    # records already committed (results/pending) count as done on a machine that lost $OUT
+    if [ -d "$HERE/results/pending/$name" ]; then
+        mkdir -p "$OUT/$name"
+        cp -rn "$HERE/results/pending/$name/." "$OUT/$name/"
+    fi
+    echo "=== $name at $commit $(date -Is)"
+    (cd "$dir" && .venv/bin/irconstyle experiment "experiments/$name.yml" --jobs "$JOBS" \
+        --no-progress --out-dir "$OUT/$name") || { echo "=== $name failed"; return 1; }
+    echo "=== $name done $(date -Is)"
+}
+
+case "${1:-}" in
+    run)
+        mkdir -p "$OUT"
+        for item in $ORDER; do
+            run_one "${item%%:*}" "${item##*:}"
+        done
+        ;;
+    collect)
+        for item in $ORDER; do
+            name=${item%%:*}
+            [ -d "$OUT/$name" ] || continue
+            (cd "$OUT/$name" && find . -path ./runs -prune -o -name 'seed*.json' -print) | while read -r f; do
+                mkdir -p "$HERE/results/pending/$name/$(dirname "$f")"
+                cp -p "$OUT/$name/$f" "$HERE/results/pending/$name/$f"
+            done
+        done
+        find "$HERE/results/pending" -name 'seed*.json' | wc -l
+        ;;
+    *)
+        echo "usage: $0 run|collect" >&2; exit 2 ;;
+esac
