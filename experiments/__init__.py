@@ -1,0 +1,4 @@
+"""This folder is also the package ``irconstyle.evidence.experiments`` (pyproject.toml's
+package-dir), so that the experiment files the book checks its runs against are installed
+with the package, in a clone and in a wheel alike.  Read them through
+:mod:`irconstyle.evidence`; this file holds no code (only the ``*.yml`` files are shipped)."""
