@@ -241,3 +241,20 @@ def test_baseline_in_another_folder(tmp_path):
                        config_edit=unexplained)
     with pytest.raises(ValueError, match=r"cannot be paired.*optim\.lr"):
         refresh(path)
+
+
+def test_context_comparisons_are_measured_but_decide_nothing(tmp_path):
+    """A comparison with role context (what the template gains without ConStyle) gets its
+    measurement and verdict, but neither the claim's verdict nor Holm's family counts it."""
+    synthetic_campaign(tmp_path / "camp", {"better": 0.5, "worse": -0.5})
+    path = tmp_path / "claims.yaml"
+    path.write_text(ledger_text([
+        {"id": "up", "claim": "better is better", "source": "t",
+         "comparisons": [comp("better"), comp("worse", role="context")]}]))
+    ledger = refresh(path)
+    (claim,) = ledger.claims
+    test, context = claim.comparisons
+    assert context.verdict == context.verdict_holm == "inconsistent" and context.measured["hi"] < 0
+    assert claim.verdict == claim.verdict_holm == "consistent"
+    assert ledger.n_comparisons == 1
+    assert check(path) == []

@@ -58,10 +58,13 @@ records); kind 'params_table': the same from a result file of the package (the m
 inference builds at the release's defaults); consistent if it is >= claimed - tolerance,
 inconsistent otherwise (verdict_holm: the same, no test is involved).
 A comparison is untested (measured: null) while the records (or the file) of either side
-are missing or the two arms share no seed.  A claim is untested when none of its
-comparisons was measured; inconsistent if any comparison is; consistent if all are;
-negligible if all are negligible; inconclusive otherwise (an untested comparison beside
-measured ones leaves it at most inconclusive); verdict_holm combines the adjusted ones."""
+are missing or the two arms share no seed.  A comparison with role 'context' is measured and
+judged by the same rule for the reader but enters neither the claim's verdict nor Holm's
+family.  A claim is untested when none of its test comparisons was measured; inconsistent
+if any is; consistent if all are; negligible if all are negligible; inconclusive otherwise
+(an untested comparison beside measured ones leaves it at most inconclusive); verdict_holm
+combines the adjusted ones."""
+
 
 @dataclass
 class Comparison:
@@ -77,6 +80,10 @@ class Comparison:
     weights: str = "ema"
     claimed: float | None = None  # the paper's number, for the reader (dB, or a fraction)
     tolerance: float = 0.0        # params kinds only
+    # "test": decides the claim's verdict and is one of Holm's family; "context": measured
+    # and judged by the same rule for the reader (e.g. what the U-Net template without
+    # ConStyle gains over the same NAFNet), but never part of the claim's verdict
+    role: Literal["test", "context"] = "test"
     measured: dict | None = None  # written by refresh(); checked by check()
     verdict: str = "untested"     # written by refresh(); checked by check()
     verdict_holm: str = "untested"  # the same rule, Holm-adjusted over the ledger
@@ -280,7 +287,7 @@ def verdict(claim: Claim, records: dict[str, list[dict]], *, level: float = 0.95
     ``records`` maps each record folder the comparisons name to its records."""
     per = [measure(c, records, direction=claim.direction, level=level, margin=margin,
                    n_boot=n_boot, seed=seed) for c in claim.comparisons]
-    return _combine([v for _, v in per]), per
+    return _combine([v for c, (_, v) in zip(claim.comparisons, per) if c.role == "test"]), per
 
 
 def evaluate_ledger(ledger: Ledger, records: dict[str, list[dict]]) -> dict:
@@ -288,13 +295,18 @@ def evaluate_ledger(ledger: Ledger, records: dict[str, list[dict]]) -> dict:
     verdict_holm, [(measured, verdict, verdict_holm), ...]), ...], "n_comparisons": m}``."""
     kw = dict(level=ledger.level, margin=ledger.margin, n_boot=ledger.n_boot, seed=ledger.seed)
     per_claim = [verdict(c, records, **kw) for c in ledger.claims]
-    flat = [(m, v, c.direction) for c, (_, per) in zip(ledger.claims, per_claim) for m, v in per]
-    adjusted = iter(holm_verdicts(flat, level=ledger.level))
+    # Holm's family: the measured test comparisons; a context comparison is adjusted alone
+    # (its Holm verdict is its own), since it decides nothing
+    tests = [(m, v, c.direction) for c, (_, per) in zip(ledger.claims, per_claim)
+             for comp, (m, v) in zip(c.comparisons, per) if comp.role == "test"]
+    adjusted = iter(holm_verdicts(tests, level=ledger.level))
     out = []
-    for v, per in per_claim:
-        comps = [(m, cv, next(adjusted)) for m, cv in per]
-        out.append((v, _combine([h for _, _, h in comps]), comps))
-    n = sum(m is not None and "p_value" in m for m, _, _ in flat)
+    for claim, (v, per) in zip(ledger.claims, per_claim):
+        comps = [(m, cv, next(adjusted) if comp.role == "test" else cv)
+                 for comp, (m, cv) in zip(claim.comparisons, per)]
+        out.append((v, _combine([h for comp, (_, _, h) in zip(claim.comparisons, comps)
+                                 if comp.role == "test"]), comps))
+    n = sum(m is not None and "p_value" in m for m, _, _ in tests)
     return {"claims": out, "n_comparisons": n}
 
 
