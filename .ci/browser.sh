@@ -5,9 +5,10 @@
 #   bash .ci/browser.sh -k launch  # extra arguments go to pytest
 #
 # It builds nothing. It installs what it needs when missing (Debian's chromium, the
-# `playwright` Python driver into the active environment, MathJax 3 from the npm registry),
-# serves the HTML on 127.0.0.1 with `python -m http.server` for a bounded time, and runs
-# .ci/browser_test.py against it (outside pytest's testpaths: a plain `pytest` never runs it).
+# `playwright` Python driver into the active environment), serves the HTML on 127.0.0.1
+# with `python -m http.server` for a bounded time, and runs .ci/browser_test.py against it
+# (outside pytest's testpaths: a plain `pytest` never runs it) with the network cut: the
+# book must carry everything it loads, MathJax included (book/_ext/offline_mathjax.py).
 # Environment: BOOK_HTML (default _build/html), BOOK_CONFIG (the _config.yml the HTML was
 # built with, default _config.yml), SCREENSHOTS (default _build/screenshots).
 set -euo pipefail
@@ -18,7 +19,6 @@ CONFIG=${BOOK_CONFIG:-_config.yml}
 SHOTS=${SCREENSHOTS:-_build/screenshots}
 WORK=_build/browser
 PLAYWRIGHT=playwright==1.64.1   # drives Debian's chromium 156 (no browser download)
-MATHJAX=mathjax@3.2.2           # what the book's CDN address mathjax@3 resolves to
 t0=$(date +%s)
 
 if [ ! -f "$HTML/index.html" ]; then
@@ -36,20 +36,6 @@ fi
 if ! python -c "import playwright" >/dev/null 2>&1; then
     echo "browser.sh: installing $PLAYWRIGHT"
     python -m pip install -q "$PLAYWRIGHT"
-fi
-if [ ! -f "$WORK/mathjax/es5/tex-mml-chtml.js" ]; then
-    # The book loads MathJax from a CDN that CI cannot reach; the test answers those
-    # requests from this copy of the same package.
-    if ! command -v npm >/dev/null 2>&1; then
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -q
-        apt-get install -y -q --no-install-recommends npm
-    fi
-    echo "browser.sh: fetching $MATHJAX"
-    rm -rf "$WORK/mathjax" "$WORK"/mathjax-*.tgz
-    (cd "$WORK" && npm pack --silent "$MATHJAX" >/dev/null)
-    mkdir -p "$WORK/mathjax"
-    tar -xzf "$WORK"/mathjax-*.tgz -C "$WORK/mathjax" --strip-components=1
 fi
 t_install=$(( $(date +%s) - t0 ))
 
@@ -72,7 +58,7 @@ else:
 PY
 
 set +e
-BOOK_URL="http://127.0.0.1:$PORT" BOOK_CONFIG="$CONFIG" MATHJAX_DIR="$WORK/mathjax" \
+BOOK_URL="http://127.0.0.1:$PORT" BOOK_CONFIG="$CONFIG" \
     SCREENSHOTS="$SHOTS" CHROMIUM="$(command -v chromium)" \
     python -m pytest -q -p no:cacheprovider -o addopts="" .ci/browser_test.py "$@"
 rc=$?

@@ -5,17 +5,18 @@ build book/`` wrote, on 127.0.0.1, and sets
 
 * ``BOOK_URL``: where the HTML is served;
 * ``BOOK_CONFIG``: the ``_config.yml`` the HTML was built with (what is configured);
-* ``MATHJAX_DIR``: a local copy of the MathJax 3 package (the book loads MathJax from a
-  CDN, which CI cannot reach: requests for it are answered from this copy);
 * ``SCREENSHOTS``: where one full-page screenshot per page is written;
 * ``CHROMIUM``: the browser (Debian's ``/usr/bin/chromium``).
 
 This file lives outside ``testpaths`` (``.ci/`` is never collected by a plain ``pytest``):
 it needs a built book and a browser, and runs only through the script.
 
-Every page listed in ``book/_toc.yml`` is checked for: no console error and no uncaught
-exception, no failed or external request, every ``<img>`` decoded, MathJax typeset
-wherever the page has math (and wherever its source has display math), a sidebar that
+The network is cut (issue 25.5): every request that leaves the served book is refused
+(recorded, and a failure) and Chromium's proxy is a closed port on 127.0.0.1, as a reader
+offline would see it. Every page listed in ``book/_toc.yml`` is checked for: no console
+error and no uncaught exception, no failed or external request, every ``<img>`` decoded,
+MathJax typeset wherever the page has math (and wherever its source has display math) by
+the book's own copy under ``_static/mathjax/``, with its fonts loaded, a sidebar that
 links every chapter, the launch buttons that the configuration asks for (pointing at that
 notebook's path) or none, and, on pages whose notebook has a widget, its static figure.
 The search page must find a word of each chapter's title and list that chapter.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
@@ -40,10 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 BOOK_URL = os.environ.get("BOOK_URL", "").rstrip("/")
 CONFIG = Path(os.environ.get("BOOK_CONFIG", ROOT / "_config.yml"))
-MATHJAX_DIR = Path(os.environ.get("MATHJAX_DIR", ROOT / "_build" / "browser" / "mathjax"))
 SCREENSHOTS = Path(os.environ.get("SCREENSHOTS", ROOT / "_build" / "screenshots"))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/"
+MATHJAX_ROOT = f"{BOOK_URL}/_static/mathjax/"  # book/_ext/offline_mathjax.py copies it there
 TIMEOUT_MS = 120_000  # one page, under a loaded CI machine
 
 if not BOOK_URL:
@@ -114,12 +115,26 @@ def configured() -> dict:
 
 
 # ------------------------------------------------------------------------ browser
+BLACKHOLE: list[socket.socket] = []
+
+
+def blackhole_port() -> int:
+    """A port on 127.0.0.1 where nothing listens: bound, never listening, for the session."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    BLACKHOLE.append(s)  # kept open so that no other process takes the port
+    return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def browser():
-    if not (MATHJAX_DIR / "es5" / "tex-mml-chtml.js").is_file():
-        pytest.exit(f"no MathJax copy at {MATHJAX_DIR} (.ci/browser.sh fetches it)", 2)
+    # The network cut, second layer (the first is Visit._route): Chromium sends everything
+    # but the served book to a proxy that refuses connections, so a request that escaped
+    # the route (a worker's, a prefetch) fails instead of reaching the Internet.
+    book_host = urlparse(BOOK_URL).hostname
+    proxy = {"server": f"http://127.0.0.1:{blackhole_port()}", "bypass": book_host}
     with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, proxy=proxy)
         yield b
         b.close()
 
@@ -151,16 +166,11 @@ class Visit:
         return urlparse(url).path == "/favicon.ico"
 
     def _route(self, route) -> None:
+        # The network cut: only the served book (and inline data) is reachable. A CDN
+        # request is refused and recorded, never answered: the book must carry what it loads.
         url = route.request.url
         if url.startswith(BOOK_URL + "/"):
             route.continue_()
-        elif url.startswith(MATHJAX_CDN):
-            local = MATHJAX_DIR / urlparse(url).path.split("/mathjax@3/", 1)[1]
-            if local.is_file():
-                route.fulfill(path=str(local))
-            else:
-                self.errors.append(f"MathJax file not in the local copy: {url}")
-                route.abort()
         elif url.startswith("data:"):
             route.continue_()
         else:
@@ -226,6 +236,26 @@ def test_mathjax_typeset_the_equations(visit) -> None:
                                               f"page has {n_math} math elements, {n_typeset} typeset")
     assert n_typeset >= n_math, f"{visit.doc}: {n_math} math elements, only {n_typeset} typeset"
     assert n_errors == 0, f"{visit.doc}: {n_errors} equations failed to typeset"
+    if n_math == 0:
+        return
+    # Typeset by the book's own MathJax (the network is cut, but say so): its root is the
+    # book's _static/mathjax/es5, its script and the fonts it drew with came from there.
+    root, loaded, fonts = visit.page.evaluate("""async () => {
+        await document.fonts.ready;
+        const paths = (((window.MathJax || {}).config || {}).loader || {}).paths || {};
+        return [paths.mathjax || null,
+                performance.getEntriesByType('resource').map(e => e.name),
+                Array.from(document.fonts).filter(f => /^MJX/.test(f.family))
+                    .map(f => [f.family, f.status])];
+    }""")
+    assert root == MATHJAX_ROOT + "es5", f"{visit.doc}: MathJax's root is {root!r}, not the book's copy"
+    ours = [u for u in loaded if u.startswith(MATHJAX_ROOT)]
+    assert any("/es5/tex-mml-chtml.js" in u for u in ours), \
+        f"{visit.doc}: MathJax's script did not come from {MATHJAX_ROOT}: {ours}"
+    assert any(u.split("?")[0].endswith(".woff") for u in ours), \
+        f"{visit.doc}: no MathJax font loaded from {MATHJAX_ROOT}: {ours}"
+    failed = [f for f, status in fonts if status == "error"]
+    assert not failed, f"{visit.doc}: MathJax fonts that failed to load: {failed}"
 
 
 def test_sidebar_links_every_chapter(visit) -> None:
@@ -295,6 +325,7 @@ def test_widget_pages_show_their_static_figure(browser, doc: str) -> None:
         assert decoded > 0, f"{doc}: rendered code cell {index}, the widget's static figure, shows no image"
         assert not leaked, f"{doc}: a widget's text stands in for a figure: {leaked[:1]}"
         assert not v.errors, "\n".join(v.errors)
+        assert not v.external, f"{doc}: requests outside the book: {v.external}"
     finally:
         v.close()
 
@@ -320,5 +351,6 @@ def test_search_finds_the_chapter(browser, doc: str) -> None:
             "#search-results ul.search li a", "els => els.map(e => e.href)")}
         assert doc in found, f"searching {word!r} did not list {doc} (found {sorted(found - {None})})"
         assert not v.errors, "\n".join(v.errors)
+        assert not v.external, f"search: requests outside the book: {v.external}"
     finally:
         v.close()

@@ -3,8 +3,9 @@
 
 The profile is what the reader asks for, never guessed from the hardware: an explicit
 argument, else the environment variable ``IRCONSTYLE_PROFILE``, else ``smoke``.  A GPU
-workstation that runs ``jupyter-book build`` or ``pytest --nbval`` therefore gets the
-committed (smoke) outputs unless ``IRCONSTYLE_PROFILE=full`` is set.
+workstation that runs ``pytest --nbval`` therefore computes the committed (smoke) outputs
+unless ``IRCONSTYLE_PROFILE=full`` is set (``jupyter-book build`` executes nothing: it shows
+the committed outputs).
 
 ``IRCONSTYLE_MAX_STEPS`` and ``IRCONSTYLE_MAX_BATCH`` cap the training length and the
 batch size a notebook asks for (:func:`cap_steps`, :func:`cap_batch`), in either

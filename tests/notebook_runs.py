@@ -1,6 +1,7 @@
-"""Running the book's notebooks under ``pytest --nbval`` in a subprocess: for
-tests/test_notebooks.py, and, run as a script, for the record of the whole book under
-each CPU setting of :data:`ENVIRONMENTS` (``results/nbval_environments.json``)::
+"""Running the book's notebooks under ``pytest --nbval`` in a subprocess (keeping their
+outputs when asked): for tests/test_notebooks.py, and, run as a script, for the record of
+the whole book under each CPU setting of :data:`ENVIRONMENTS`
+(``results/nbval_environments.json``)::
 
     OMP_NUM_THREADS=1 python tests/notebook_runs.py --out results/nbval_environments.json
 """
@@ -28,8 +29,8 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
 }
 # Variables that change what a notebook computes: a run sets the ones it needs and
 # inherits none of them.
-_CONTROLLED = ("IRCONSTYLE_PROFILE", "IRCONSTYLE_MAX_STEPS", "ATEN_CPU_CAPABILITY",
-               "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", "PYTHONPATH")
+CONTROLLED = ("IRCONSTYLE_PROFILE", "IRCONSTYLE_MAX_STEPS", "IRCONSTYLE_MAX_BATCH",
+              "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", "PYTHONPATH")
 
 
 def book_notebooks() -> list[Path]:
@@ -49,21 +50,58 @@ def committed_notebooks() -> list[Path]:
 def run_env(overrides: dict[str, str]) -> dict[str, str]:
     """This process's environment without the controlled variables, plus ``overrides``
     (the smoke profile and one thread unless they say otherwise)."""
-    env = {k: v for k, v in os.environ.items() if k not in _CONTROLLED}
+    env = {k: v for k, v in os.environ.items() if k not in CONTROLLED}
     env.update({"IRCONSTYLE_PROFILE": "smoke", "OMP_NUM_THREADS": "1"})
     env.update(overrides)
     return env
 
 
+# A conftest.py for run_nbval(outputs=...): after each cell, the outputs nbval received from
+# the kernel (``test_outputs`` of its cell item), one JSON line per cell.
+_OUTPUTS_RECORDER = '''"""Written by tests/notebook_runs.py: each cell's outputs."""
+import json
+
+OUTPUTS = {outputs!r}
+
+
+def pytest_runtest_makereport(item, call):
+    if call.when == "call" and getattr(item, "test_outputs", None) is not None:
+        with open(OUTPUTS, "a", encoding="utf-8") as f:
+            f.write(json.dumps({{"notebook": item.path.name, "cell": item.cell_num,
+                                "outputs": item.test_outputs}}) + "\\n")
+'''
+
+
 def run_nbval(paths: list[Path], *, cwd: Path, env: dict[str, str], lax: bool = False,
-              extra: tuple[str, ...] = (), timeout: float = 1800) -> subprocess.CompletedProcess:
+              extra: tuple[str, ...] = (), timeout: float = 1800,
+              outputs: Path | None = None) -> subprocess.CompletedProcess:
     """``pytest --nbval`` (or ``--nbval-lax``: run every cell, compare nothing) on
-    ``paths`` in the current interpreter's kernel, from ``cwd``."""
+    ``paths`` in the current interpreter's kernel, from ``cwd``.  With ``outputs`` (a
+    file in a folder above every notebook of ``paths``, none of their own folders), every
+    cell's outputs are appended to it as JSON lines (read them with :func:`read_outputs`),
+    through a conftest.py written beside it.  The subprocess reads nothing: its stdin is
+    /dev/null (under pytest-xdist a worker's stdin is the pipe that drives it)."""
+    options = []
+    if outputs is not None:
+        (outputs.parent / "conftest.py").write_text(
+            _OUTPUTS_RECORDER.format(outputs=str(outputs)), encoding="utf-8")
+        options = [f"--rootdir={outputs.parent}", f"--confcutdir={outputs.parent}"]
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-           "--nbval-lax" if lax else "--nbval", "--nbval-current-env", *extra,
+           "--nbval-lax" if lax else "--nbval", "--nbval-current-env", *options, *extra,
            *(str(p) for p in paths)]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def read_outputs(outputs: Path) -> dict[str, dict[int, list[dict]]]:
+    """What :func:`run_nbval` recorded: notebook file name -> code cell number -> the
+    cell's outputs (nbformat's output dictionaries: ``stream`` with ``name`` and ``text``,
+    ``display_data`` / ``execute_result`` with ``data``, ``error``)."""
+    recorded: dict[str, dict[int, list[dict]]] = {}
+    for line in outputs.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        recorded.setdefault(row["notebook"], {})[row["cell"]] = row["outputs"]
+    return recorded
 
 
 def _cases(junit: Path) -> dict[str, dict[str, int | float]]:
