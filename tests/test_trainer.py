@@ -74,7 +74,12 @@ def test_freeze_is_real(tmp_path):
     before_training = constyle_state(tr)
     tr.fit(stop_at=3)
     assert not tr.frozen and not cs.frozen
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in q_params)
+    # Every parameter gets a gradient, non-zero except the biases of the Linear layers just
+    # before a BatchNorm1d (mlp1.0, mlp2.0): BatchNorm subtracts the batch mean, so their
+    # gradient is zero in exact arithmetic and rounding leaves it zero or tiny by machine.
+    before_bn = {id(cs.encoder_q.mlp1[0].bias), id(cs.encoder_q.mlp2[0].bias)}
+    assert all(p.grad is not None for p in q_params)
+    assert all(p.grad.abs().sum() > 0 for p in q_params if id(p) not in before_bn)
     at_switch = constyle_state(tr)
     # ConStyle trained: encoders, BN statistics, queue and pointer all moved.
     for key in ("encoder_q.mlp1.1.running_mean", "encoder_k.mlp2.0.weight", "queue"):
