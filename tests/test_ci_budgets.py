@@ -40,7 +40,8 @@ def test_every_notebook_has_a_budget_and_every_budget_a_notebook() -> None:
 
 
 def test_check_budgets_name_notebook_checks() -> None:
-    source = (ROOT / "tests" / "test_notebooks.py").read_text(encoding="utf-8")
+    source = "".join((ROOT / "tests" / f).read_text(encoding="utf-8")
+                     for f in ("test_notebooks.py", "test_notebooks_wheel.py"))
     for name in budgets()["checks"]:
         assert f"def {name}(" in source, name
 

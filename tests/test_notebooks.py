@@ -2,7 +2,7 @@
 (text, not HTML; training numbers with a stated tolerance; one thread), the comparison
 catches a changed constant, the outputs hold under other CPU settings, and the notebooks
 run from an installed wheel outside the clone, in the full profile's code path, writing
-only to scratch folders.  The static checks iterate over all of ``book/**/*.ipynb``.
+only to scratch folders (that check: tests/test_notebooks_wheel.py).  The static checks iterate over all of ``book/**/*.ipynb``.
 
 What the executions below cost (issue 24): ``pytest --nbval`` executes every notebook once
 for its outputs, and CI's book is built from those committed outputs without executing them
@@ -12,22 +12,20 @@ comment at each one says why its form still proves the claim.  Their times are b
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
-from notebook_runs import (BOOK, CONTROLLED, ENVIRONMENTS, ROOT, book_notebooks, read_outputs,
-                           run_env, run_nbval)
+from notebook_runs import (BOOK, CONTROLLED, ENVIRONMENTS, ROOT, book_notebooks, run_env,
+                           run_nbval)
 
 NOTEBOOKS = book_notebooks()
 # nbval's comment markers and cell tags that turn comparison off for a cell
@@ -293,91 +291,3 @@ def test_training_notebook_holds_under_cpu_setting(setting: str,
     proc = run_nbval([TRAINING_NOTEBOOK], cwd=ROOT, env=run_env(ENVIRONMENTS[setting]),
                      timeout=1500)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-
-
-def _build_wheel(tmp_path: Path) -> Path:
-    """A wheel of the clone's files (tracked and not ignored), built in a copy so that the
-    build leaves nothing in the clone."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    src = tmp_path / "src"
-    for rel in filter(None, listed.split("\0")):
-        if (ROOT / rel).is_file():
-            (src / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, src / rel)
-    dist = tmp_path / "dist"
-    # this environment's setuptools when it has one (offline); else pip's isolated build
-    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
-                    "-w", str(dist), str(src)], check=True, capture_output=True, timeout=600)
-    (wheel,) = dist.glob("irconstyle-*.whl")
-    return wheel
-
-
-# The caps of the full-profile run: the full profile's code (release widths, its
-# configuration, every cell) at a cost a CPU affords.  Not lower: the scaled recipe needs
-# two steps, and 2 steps cost no less than 3 (measured, issue 24): the cost is where the
-# caps do not reach, in setting up each release-size run and scoring it on the test photos.
-WHEEL_CAPS = {"IRCONSTYLE_MAX_STEPS": "3", "IRCONSTYLE_MAX_BATCH": "2"}
-# The longest path multiprocessing makes in $TMPDIR: an AF_UNIX socket
-# <TMPDIR>/pymp-XXXXXXXX/listener-XXXXXXXX, which must fit in 107 bytes.
-SOCKET_SUFFIX = len("/pymp-abcdefgh/listener-abcdefgh")
-
-
-def _short_scratch() -> Path:
-    """An empty scratch folder for a run's TMPDIR, directly in the system's temporary
-    folder, not in tmp_path.  The full profile's DataLoader has two worker processes, which
-    hand each batch over by file descriptor through a socket that multiprocessing makes in
-    $TMPDIR; under pytest-xdist tmp_path (``.../popen-gw1/<test>/``) is too deep for the
-    socket's path, the batch is dropped and the notebook waits for it forever."""
-    scratch = Path(tempfile.mkdtemp(prefix="nb-scratch-"))
-    assert len(str(scratch)) + SOCKET_SUFFIX < 108, f"TMPDIR too deep for sockets: {scratch}"
-    return scratch
-
-
-@pytest.mark.slow
-def test_notebooks_run_from_the_wheel_outside_the_clone(tmp_path: Path) -> None:
-    """What a Colab reader has: the installed wheel and nothing beside it.  Every notebook
-    runs from a folder outside the clone, with the package imported from the wheel (not the
-    editable install), in the full profile's code path capped to 3 steps of batch 2
-    (IRCONSTYLE_MAX_STEPS, IRCONSTYLE_MAX_BATCH), with the reliability campaign's file
-    removed (the notebook computes a small version live).  Afterwards the run folder holds
-    only the notebooks, the scratch folder nothing of the notebooks' and the installed
-    package is unchanged (the clone is not in reach: nothing here imports from it).
-
-    Cost (issue 24): this is the book's one run in the full profile and its one run from
-    the wheel, so it executes every cell of every notebook, as before: no other run shows
-    that a cell finds what it reads in the wheel, and any cell may read something.  What
-    each cell printed is kept (``printed`` below, recorded outside the run folder), so that
-    a check of what the chapters print in this run is one more assertion on it."""
-    wheel = _build_wheel(tmp_path)
-    members = set(zipfile.ZipFile(wheel).namelist())
-    assert {"irconstyle/results/model_table.json", "irconstyle/results/reliability.json",
-            "irconstyle/configs/smoke/constyle_nafnet.yml"} <= members
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
-                    str(site), str(wheel)], check=True, capture_output=True, timeout=600)
-    (site / "irconstyle" / "results" / "reliability.json").unlink()
-    run, scratch = tmp_path / "run", _short_scratch()
-    run.mkdir()
-    for path in NOTEBOOKS:
-        shutil.copy2(path, run / path.name)
-    env = run_env({"PYTHONPATH": str(site), "TMPDIR": str(scratch), "IRCONSTYLE_PROFILE": "full",
-                   **WHEEL_CAPS})
-    where = subprocess.run([sys.executable, "-c", "import irconstyle; print(irconstyle.__file__)"],
-                           cwd=run, env=env, capture_output=True, text=True, check=True).stdout
-    assert Path(where.strip()).is_relative_to(site), where
-    site_before = _files(site)
-
-    try:
-        proc = run_nbval(sorted(run.glob("*.ipynb")), cwd=run, env=env, lax=True,
-                         timeout=1500, outputs=tmp_path / "outputs.jsonl")
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-        assert not [p.name for p in scratch.iterdir() if p.name.startswith("irconstyle")]
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    printed = read_outputs(tmp_path / "outputs.jsonl")  # notebook -> cell -> its outputs
-    assert {name: len(cells) for name, cells in printed.items()} == \
-        {p.name: len(code_cells(read(p))) for p in NOTEBOOKS}
-    assert _files(run) == {p.name for p in NOTEBOOKS}, _files(run)
-    assert _files(site) == site_before
