@@ -8,8 +8,10 @@ the whole book under each CPU setting of :data:`ENVIRONMENTS`
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -91,6 +93,29 @@ def run_nbval(paths: list[Path], *, cwd: Path, env: dict[str, str], lax: bool = 
            *(str(p) for p in paths)]
     return subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def build_wheel(tmp: Path, *, extra: dict[str, str] | None = None) -> Path:
+    """A wheel of the clone's files (tracked and not ignored), built in a copy under
+    ``tmp`` so that the build leaves nothing in the clone; ``extra`` adds files (relative
+    path -> text) to the copy first (a stray record the wheel must leave out)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    src = tmp / "src"
+    for rel in filter(None, listed.split("\0")):
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    for rel, text in (extra or {}).items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(text)
+    dist = tmp / "dist"
+    # this environment's setuptools when it has one (offline); else pip's isolated build
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
+                    "-w", str(dist), str(src)], check=True, capture_output=True, timeout=600)
+    (wheel,) = dist.glob("irconstyle-*.whl")
+    return wheel
 
 
 def read_outputs(outputs: Path) -> dict[str, dict[int, list[dict]]]:

@@ -3,10 +3,8 @@ same way in the clone and from a wheel installed elsewhere, and equals the repos
 files byte for byte, so the book cannot show one thing in the clone and another on Colab."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,6 +16,7 @@ from setuptools import find_namespace_packages
 from irconstyle import evidence
 from irconstyle.experiments import load_records, load_spec
 from irconstyle.experiments.claims import load_ledger
+from notebook_runs import build_wheel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -144,24 +143,11 @@ def test_an_install_without_the_evidence_packages_says_how_to_fix_it(monkeypatch
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel of the clone's files (tracked and not ignored), built in a copy so that the
-    build leaves nothing in the clone (as tests/test_notebooks.py builds its own). The copy
+    build leaves nothing in the clone (notebook_runs.build_wheel, as the wheel check). The copy
     also holds an in-progress record and a training folder, which the wheel must leave out."""
-    tmp = tmp_path_factory.mktemp("evidence-wheel")
-    src = tmp / "src"
-    for rel in git_listed():
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, src / rel)
-    for stray in ("results/pending/demo/denoise25/constyle/seed0.json",
-                  "results/cpu_campaign/runs/denoise25/constyle/seed0/train.json"):
-        (src / stray).parent.mkdir(parents=True, exist_ok=True)
-        (src / stray).write_text("{}\n")
-    dist = tmp / "dist"
-    # this environment's setuptools when it has one (offline); else pip's isolated build
-    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
-                    "-w", str(dist), str(src)], check=True, capture_output=True, timeout=600)
-    (built,) = dist.glob("irconstyle-*.whl")
-    return built
+    stray = ("results/pending/demo/denoise25/constyle/seed0.json",
+             "results/cpu_campaign/runs/denoise25/constyle/seed0/train.json")
+    return build_wheel(tmp_path_factory.mktemp("evidence-wheel"), extra=dict.fromkeys(stray, "{}\n"))
 
 
 def wheel_evidence(wheel: Path) -> dict[str, bytes]:

@@ -4,7 +4,6 @@ that pytest-xdist (``--dist loadfile``) runs it beside the CPU-setting checks of
 tests/test_notebooks.py instead of after them on the same worker."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -14,27 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from notebook_runs import ROOT, read_outputs, run_env, run_nbval
+from notebook_runs import build_wheel, read_outputs, run_env, run_nbval
 from test_notebooks import NOTEBOOKS, _files, code_cells, read
-
-
-def _build_wheel(tmp_path: Path) -> Path:
-    """A wheel of the clone's files (tracked and not ignored), built in a copy so that the
-    build leaves nothing in the clone."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    src = tmp_path / "src"
-    for rel in filter(None, listed.split("\0")):
-        if (ROOT / rel).is_file():
-            (src / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, src / rel)
-    dist = tmp_path / "dist"
-    # this environment's setuptools when it has one (offline); else pip's isolated build
-    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
-                    "-w", str(dist), str(src)], check=True, capture_output=True, timeout=600)
-    (wheel,) = dist.glob("irconstyle-*.whl")
-    return wheel
 
 
 # The caps of the full-profile run: the full profile's code (release widths, its
@@ -73,7 +53,7 @@ def test_notebooks_run_from_the_wheel_outside_the_clone(tmp_path: Path) -> None:
     that a cell finds what it reads in the wheel, and any cell may read something.  What
     each cell printed is kept (``printed`` below, recorded outside the run folder), so that
     a check of what the chapters print in this run is one more assertion on it."""
-    wheel = _build_wheel(tmp_path)
+    wheel = build_wheel(tmp_path)
     members = set(zipfile.ZipFile(wheel).namelist())
     assert {"irconstyle/results/model_table.json", "irconstyle/results/reliability.json",
             "irconstyle/configs/smoke/constyle_nafnet.yml"} <= members
