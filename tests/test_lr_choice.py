@@ -18,7 +18,8 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 def rec(task, arm, lr, val, *, seed=0, overrides=(), width=16, name="exp"):
     return {"run": {"task": task, "arm": arm, "seed": seed},
             "experiment": {"name": name, "arm": {"overrides": list(overrides)}},
-            "config": {"optim": {"lr": lr}, "model": {"name": "m", "kwargs": {"width": width}},
+            "config": {"optim": {"lr": lr}, "schedule": {"eta_mins": [lr, 1e-6]},
+                       "model": {"name": "m", "kwargs": {"width": width}},
                        "seed": seed, "out_dir": f"runs/{arm}"},
             "validation": {"metrics": {"ema/psnr": val, "raw/psnr": val - 1}}}
 

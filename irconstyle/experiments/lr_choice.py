@@ -80,7 +80,8 @@ def choose_rates(pilot: Sequence[dict], home: Sequence[dict], *, seed: int = 0) 
         if base is None:
             raise KeyError(f"{_where(r)}: no seed-{seed} record of arm {arm!r} on {task!r} "
                            "among the home experiments' records (the default rate's point)")
-        allowed = ["optim.lr", *override_keys(r["experiment"]["arm"]["overrides"]),
+        # the scaled recipe starts its cosine at the rate (schedule.eta_mins), so both move
+        allowed = ["optim.lr", "schedule.eta_mins", *override_keys(r["experiment"]["arm"]["overrides"]),
                    *override_keys(base["experiment"]["arm"]["overrides"])]
         diffs = config_differences(r["config"], base["config"], allowed=allowed)
         if diffs:
