@@ -31,13 +31,15 @@ except ImportError as exc:  # the core package does not depend on them
 from .experiments.summary import ArmComparison
 from .experiments.trend import TrendPoint
 
-__all__ = ["paired_differences", "loss_panels", "restoration_panels", "trend_panel"]
+__all__ = ["paired_differences", "comparison_figure", "loss_panels", "restoration_panels",
+           "trend_panel"]
 
 
 def paired_differences(ax: Axes, comparisons: Sequence[ArmComparison], *,
                        labels: Mapping[str, str] | None = None, unit: str = "dB") -> Axes:
     """Draw each arm of one task as a row, in the given order from the top: grey points
-    are the per-image differences (arm minus reference, averaged over the paired seeds),
+    are the per-image differences (arm minus reference, or reference minus arm for
+    comparisons made with ``reference_first``; averaged over the paired seeds),
     the black marker their mean and its bar the comparison's interval; a vertical line
     marks no difference and the right margin says how many seeds and images each row
     rests on.  Comparisons without a paired seed (``ci is None``) are refused, so a row
@@ -63,10 +65,39 @@ def paired_differences(ax: Axes, comparisons: Sequence[ArmComparison], *,
                     textcoords="offset points", va="center", fontsize=7)
     ax.axvline(0, color="tab:red", lw=1)
     ref = comparisons[0].reference
-    ax.set_xlabel(f"{comparisons[0].metric} difference, arm - {ref} ({unit})")
+    first = comparisons[0]
+    ax.set_xlabel(f"{first.metric} difference, "
+                  + (f"{ref} - arm" if first.reference_first else f"arm - {ref}") + f" ({unit})")
     ax.set_ylabel("")
     ax.set_title(comparisons[0].task)
     return ax
+
+
+def comparison_figure(comparisons: Sequence[ArmComparison], *, title: str,
+                      order: Sequence[str] | None = None, labels: Mapping[str, str] | None = None,
+                      margin: float | None = None, width: float = 7.0) -> Figure:
+    """:func:`paired_differences` for every task of ``comparisons`` (one panel each, stacked,
+    rows in ``order``), sized for the book's column (``width`` inches), with the equivalence
+    margin shaded when given.  Comparisons without a paired seed are left out."""
+    comps = [c for c in comparisons if c.ci is not None]
+    if not comps:
+        raise ValueError("comparison_figure: no comparison with a paired seed")
+    tasks = list(dict.fromkeys(c.task for c in comps))
+    rows = [[c for c in comps if c.task == t] for t in tasks]
+    if order:
+        rows = [sorted(r, key=lambda c: list(order).index(c.arm)) for r in rows]
+    heights = [0.45 * len(r) + 1.1 for r in rows]
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(width, sum(heights) + 0.5), squeeze=False,
+                             sharex=True, gridspec_kw={"height_ratios": heights})
+    for ax, row in zip(axes[:, 0], rows):
+        paired_differences(ax, row, labels=labels)
+        if margin:
+            ax.axvspan(-margin, margin, color="0.92", zorder=0)
+    for ax in axes[:-1, 0]:
+        ax.set_xlabel("")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def loss_panels(logs: Mapping[str, pd.DataFrame], terms: Mapping[str, tuple[str, str]], *,
@@ -121,12 +152,17 @@ def _hwc(image) -> np.ndarray:
 
 
 def restoration_panels(panels: Sequence[tuple[str, object]], box: tuple[int, int, int], *,
-                       size: float = 3.0, color: str = "yellow") -> Figure:
+                       size: float | None = None, color: str = "yellow") -> Figure:
     """Two rows: each image of ``panels`` (title, CHW or HWC image in [0, 1]) with the box
     ``(top, left, side)`` outlined, and below it that box enlarged (nearest neighbour, so
-    the pixels the metric scores are the pixels shown)."""
+    the pixels the metric scores are the pixels shown).  ``size`` is a panel's side in
+    inches: by default 3, or less so that the figure is at most 10 in wide (1,000 px at
+    100 dpi), which the book's column still shows at a readable scale
+    (.ci/browser_test.py, MIN_FIGURE_SCALE)."""
     if not panels:
         raise ValueError("restoration_panels: no image to draw")
+    if size is None:
+        size = min(3.0, 10.0 / len(panels))
     top, left, side = box
     images = [(title, np.clip(_hwc(img), 0.0, 1.0)) for title, img in panels]
     for title, img in images:

@@ -150,3 +150,39 @@ def test_profile_table_is_per_step_and_names_what_is_missing():
     assert t.attrs["total_ms_per_step"] == {"ours": 5.0, "release": 10.0}
     with pytest.raises(KeyError, match="nafnet/train/64/b2"):
         profile_table({"profiles": {"nafnet/train/64/b2": prof}}, "maxim/train/64/b2")
+
+
+def test_table_is_markdown_for_the_book_and_aligned_text_for_nbval() -> None:
+    from irconstyle.report import Table
+    rows = [{"arm": "a|b", "diff": "+0.12", "95% CI": "[-0.10, +0.30]", "n": "4,110"},
+            {"arm": "c", "diff": "-1.00", "95% CI": "[-2.00, +0.10]", "n": "12"}]
+    t = Table(rows, caption="Two arms", label="tab-two")
+    md = t.to_markdown()
+    assert md.startswith("```{table} Two arms\n:name: tab-two\n")
+    assert "| arm | diff | 95% CI | n |" in md and "|:--|--:|--:|--:|" in md
+    assert "| a\\|b | +0.12 |" in md  # a pipe in a cell cannot end the cell
+    text = repr(t).splitlines()
+    assert text[0] == "Two arms" and text[1].startswith("arm ") and text[2].startswith("a|b ")
+    assert len({len(line) for line in text[1:]}) == 1  # aligned: every row equally wide
+    assert Table(rows).to_markdown().startswith("| arm |")  # no caption: a bare table
+    with pytest.raises(ValueError, match="lack the column"):
+        Table([{"a": "1"}, {"b": "2"}])
+    with pytest.raises(ValueError, match="no rows"):
+        Table([])
+
+
+def test_range_table_gives_mean_and_range_per_group() -> None:
+    from irconstyle.report import range_table
+    rows = [{"arm": "a", "seed": 0, "x": 0.1}, {"arm": "a", "seed": 1, "x": 0.3},
+            {"arm": "b", "seed": 0, "x": -0.2}]
+    t = range_table(rows, by=["arm"], columns=["x"], decimals=2)
+    assert t.cells == [["a", "0.20 [0.10, 0.30]", "2"], ["b", "-0.20 [-0.20, -0.20]", "1"]]
+
+
+def test_table_from_frame_formats_the_named_columns() -> None:
+    from irconstyle.report import Table
+    frame = pd.DataFrame({"arm": ["a", "b"], "psnr": [28.123456, float("nan")], "n": [3, 5]},
+                         index=pd.Index(["x", "y"], name="key"))
+    t = Table.from_frame(frame, decimals={"psnr": 2}, index=True)
+    assert t.columns == ["key", "arm", "psnr", "n"]
+    assert t.cells == [["x", "a", "28.12", "3"], ["y", "b", "-", "5"]]

@@ -114,3 +114,26 @@ def test_encoder_from_a_training_checkpoint(tmp_path) -> None:
     torch.save({"weight": torch.zeros(2)}, plain)
     with pytest.raises(ValueError, match="no ConStyle encoder"):
         encoder_from_weights(plain)
+
+
+def test_encoder_of_reads_the_names_irconstyle_latent_gives() -> None:
+    from irconstyle.analysis.degraded_codes import encoder_of
+    assert encoder_of("untrained_seed2") == ("untrained", 2)
+    assert encoder_of("/work/x/results/cpu_campaign/runs/denoise25/constyle/seed1/last.pt") == ("constyle", 1)
+    assert encoder_of("runs/denoise25/code_only/seed0/last.safetensors") == ("code_only", 0)
+    with pytest.raises(ValueError, match="neither"):
+        encoder_of("last.pt")
+
+
+def test_measure_rows_one_row_per_encoder_and_space() -> None:
+    from irconstyle.analysis.degraded_codes import measure_rows
+    m = {"silhouette_degradation": -0.1, "knn_accuracy_degradation_leave_photo_out": 0.4,
+         "own_clean": {"all": {"own_nearer_than_every_other": 0.9}}}
+    report = {"encoders": {"untrained_seed0": {"raw": m, "normalized": {**m, "silhouette_degradation": 0.2}},
+                           "a/constyle/seed3/last.pt": {"raw": m, "normalized": m}}}
+    rows = measure_rows(report)
+    assert [(r["arm"], r["seed"], r["codes"]) for r in rows] == [
+        ("untrained", 0, "raw"), ("untrained", 0, "normalised"),
+        ("constyle", 3, "raw"), ("constyle", 3, "normalised")]
+    assert rows[1]["silhouette"] == 0.2 and rows[0]["kNN accuracy"] == 0.4
+    assert rows[0]["own clean nearest"] == 0.9 and "mean |z|" not in rows[0]

@@ -199,3 +199,14 @@ def test_the_wheel_reads_the_same_evidence_outside_the_clone(wheel: Path, tmp_pa
     assert got["claims"] == [c.id for c in evidence.ledger().claims]
     assert got["label"] == "results/claims.yaml"
     assert got["files"] == sorted(evidence.files())
+
+
+def test_portable_drops_the_machine_part_of_evidence_paths() -> None:
+    cmd = ("irconstyle latent --weights /work/campaign/results/cpu_campaign/runs/d/a/seed0/last.pt"
+           " --out /home/x/y/results/latent/codes.npz --config /srv/c/experiments/e.yml")
+    assert evidence.portable(cmd) == (
+        "irconstyle latent --weights results/cpu_campaign/runs/d/a/seed0/last.pt"
+        " --out results/latent/codes.npz --config experiments/e.yml")
+    # other absolute paths and already-relative ones are left alone
+    for kept in ("/usr/lib/python3/x.py", "results/claims.yaml", "my_results/x", "a.results/b"):
+        assert evidence.portable(kept) == kept

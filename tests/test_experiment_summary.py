@@ -148,3 +148,40 @@ def test_sentence_follows_the_interval(effect, noise, word):
     one = describe_difference(random_effects_ci(a[:1], b[:1]), arm="x", reference="y")
     assert "1 seed x 8 images" in one and "training randomness" in one
     assert "nothing to conclude" in describe_difference(None, arm="x", reference="y")
+
+
+def test_reference_first_reverses_the_difference_and_nothing_else(tmp_path) -> None:
+    """The book's convention (the paper's choice minus the alternative) is the same
+    comparison read the other way: every number changes sign, the interval mirrors."""
+    rng = np.random.default_rng(3)
+    recs = []
+    for seed in range(3):
+        base = rng.normal(25, 1.0, N_IMAGES)
+        recs.append(record(tmp_path, "constyle", seed, base))
+        recs.append(record(tmp_path, "ablated", seed, base - 0.4 + rng.normal(0, 0.3, N_IMAGES)))
+    (fwd,) = compare_to_reference(recs, "constyle", arms=["ablated"])
+    (rev,) = compare_to_reference(recs, "constyle", arms=["ablated"], reference_first=True)
+    assert rev.arm == fwd.arm == "ablated" and rev.reference_first and not fwd.reference_first
+    np.testing.assert_allclose(rev.diffs, -fwd.diffs)
+    assert rev.ci.diff == pytest.approx(-fwd.ci.diff)
+    assert (rev.ci.lo, rev.ci.hi) == pytest.approx((-fwd.ci.hi, -fwd.ci.lo))
+    assert (rev.ci.mean_a, rev.ci.mean_b) == pytest.approx((fwd.ci.mean_b, fwd.ci.mean_a))
+    assert rev.ci.p_value == pytest.approx(fwd.ci.p_value)
+
+
+def test_comparison_table_and_conclusions_follow_the_direction(tmp_path) -> None:
+    from irconstyle.experiments.summary import comparison_table, conclusions
+    rng = np.random.default_rng(4)
+    recs = []
+    for seed in range(3):
+        base = rng.normal(25, 1.0, N_IMAGES)
+        recs.append(record(tmp_path, "constyle", seed, base))
+        recs.append(record(tmp_path, "ablated", seed, base - 1.0 + rng.normal(0, 0.05, N_IMAGES)))
+    (rev,) = compare_to_reference(recs, "constyle", arms=["ablated"], reference_first=True)
+    md = comparison_table([rev], caption="Ablation.", names={"constyle": "ConStyle"}).to_markdown()
+    assert "Difference: ConStyle - arm" in md and f"{rev.ci.diff:+.2f}" in md
+    assert rev.ci.diff > 0 and f"| {rev.ci.mean_a:.2f} | {rev.ci.mean_b:.2f} |" in md
+    text = conclusions([rev], names={"constyle": "ConStyle"})
+    assert text.startswith("[denoise25] ConStyle scores higher than ablated")
+    (fwd,) = compare_to_reference(recs, "constyle", arms=["ablated"])
+    assert conclusions([fwd]).startswith("[denoise25] ablated scores lower than constyle")

@@ -140,3 +140,19 @@ def test_restoration_panels_refuse_a_box_outside_an_image() -> None:
                            box=(20, 20, 16))
     with pytest.raises(ValueError, match="CHW or HWC"):
         restoration_panels([("flat", np.zeros((8, 8)))], box=(0, 0, 4))
+
+
+def test_comparison_figure_one_panel_per_task_in_the_given_order() -> None:
+    from irconstyle.plots import comparison_figure
+    comps = [comparison("b", 0.3, seed=1), comparison("a", -0.2, seed=2),
+             comparison("a", 0.1, task="derain", seed=3)]
+    fig = comparison_figure(comps, title="t", order=["a", "b"], margin=0.1)
+    top, bottom = fig.axes
+    assert [t.get_text() for t in top.get_yticklabels()] == ["a", "b"]
+    assert top.get_title() == "denoise25" and bottom.get_title() == "derain"
+    assert fig.get_figwidth() == pytest.approx(7.0)
+    shaded = [p for p in top.patches if isinstance(p, Rectangle)]
+    assert any(abs(p.get_x() + 0.1) < 1e-9 and abs(p.get_width() - 0.2) < 1e-9 for p in shaded)
+    with pytest.raises(ValueError, match="no comparison"):
+        comparison_figure([ArmComparison("t", "x", "r", "psnr_rgb", "ema", (), (), np.zeros((0, 0)),
+                                         np.zeros((0, 0)), None)], title="t")

@@ -25,6 +25,7 @@ path, rain streaks at every strength, so strengths differ only in strength):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -38,7 +39,13 @@ from ..data import degrade as D
 from .latent import collect_codes, knn_accuracy_by_group, own_clean_distances, silhouette
 
 __all__ = ["STRENGTHS", "degrade", "DegradedCodes", "encode_degraded", "untrained_encoder",
-           "encoder_from_weights", "measures", "save_codes", "load_codes"]
+           "encoder_from_weights", "measures", "save_codes", "load_codes", "encoder_of",
+           "measure_rows", "MEASURES"]
+
+#: the three measures a chapter shows, as (column name, key of :func:`measures`' result)
+MEASURES = (("silhouette", "silhouette_degradation"),
+            ("kNN accuracy", "knn_accuracy_degradation_leave_photo_out"),
+            ("own clean nearest", None))
 
 #: degradation -> strengths (the parameter each varies: sigma, path length, density, beta)
 STRENGTHS: dict[str, tuple[float, ...]] = {
@@ -165,6 +172,39 @@ def measures(codes: DegradedCodes, *, normalize: bool = False, k: int = 5) -> di
         "own_clean": {"all": summary(np.ones(len(kinds), dtype=bool)),
                       **{kind: summary(kinds == kind) for kind in dict.fromkeys(kinds)}},
     }
+
+
+def encoder_of(name: str) -> tuple[str, int]:
+    """(arm, seed) of an encoder as ``irconstyle latent`` names it: ``untrained_seed<s>``
+    (arm ``untrained``) or the path of a run's weights, ``.../<arm>/seed<s>/<file>``."""
+    m = re.fullmatch(r"untrained_seed(\d+)", name)
+    if m:
+        return "untrained", int(m[1])
+    m = re.search(r"(?:^|/)([A-Za-z0-9_]+)/seed(\d+)/[^/]+$", name)
+    if m is None:
+        raise ValueError(f"encoder {name!r}: neither 'untrained_seed<s>' nor the path of a run's "
+                         "weights '.../<arm>/seed<s>/<file>'")
+    return m[1], int(m[2])
+
+
+def _row(m: dict) -> dict:
+    return {col: (m["own_clean"]["all"]["own_nearer_than_every_other"] if key is None else m[key])
+            for col, key in MEASURES}
+
+
+def measure_rows(report: dict, codes: dict[str, DegradedCodes] | None = None) -> list[dict]:
+    """One row per encoder and code space (raw, normalised) of a committed latent report
+    (the ``.json`` that ``irconstyle latent`` writes): arm, seed, space and the three
+    measures; with the codes of the ``.npz`` also their mean length ``mean |z|``."""
+    rows = []
+    for name, enc in report["encoders"].items():
+        arm, seed = encoder_of(name)
+        for space, key in (("raw", "raw"), ("normalised", "normalized")):
+            row = {"arm": arm, "seed": seed, "codes": space, **_row(enc[key])}
+            if codes is not None:
+                row["mean |z|"] = float(np.linalg.norm(codes[name].codes, axis=1).mean())
+            rows.append(row)
+    return rows
 
 
 def save_codes(path: str | Path, encoders: dict[str, DegradedCodes], *, provenance: dict) -> Path:

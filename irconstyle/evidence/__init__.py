@@ -22,6 +22,7 @@ it is not shipped and cannot be read here.
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,7 +35,7 @@ from ..experiments.spec import load_spec as _load_spec
 
 __all__ = ["RESULTS_PACKAGE", "EXPERIMENTS_PACKAGE", "NOT_EVIDENCE", "EvidenceMissing",
            "results_root", "experiments_root", "path", "exists", "label", "experiment_names",
-           "records", "record", "describe", "summary", "read_json", "ledger_path", "ledger",
+           "portable", "records", "record", "describe", "summary", "read_json", "ledger_path", "ledger",
            "latent", "latent_codes", "spec_path", "spec", "files"]
 
 RESULTS_PACKAGE = "irconstyle.evidence.results"          # the repository's results/
@@ -113,6 +114,18 @@ def label(p: str | Path) -> str:
         if p == root or p.is_relative_to(root):
             return PurePosixPath(folder, *p.relative_to(root).parts).as_posix()
     raise ValueError(f"{p} is not in the evidence folders ({results_root()}, {experiments_root()})")
+
+
+# An absolute path into some checkout's results/ or experiments/ (the machine that ran a
+# campaign wrote its own, e.g. /work/campaign/results/cpu_campaign/runs/...).
+_MACHINE_PATH = re.compile(r"(?<![\w.])/(?:[^\s'\"/]+/)*?(results|experiments)/")
+
+
+def portable(text: str) -> str:
+    """``text`` (a recorded command line, a weights path) with every absolute path into a
+    checkout's ``results/`` or ``experiments/`` written as the repository names it: a
+    record's provenance keeps the machine's paths, the book shows none of them."""
+    return _MACHINE_PATH.sub(lambda m: m.group(1) + "/", text)
 
 
 def experiment_names() -> list[str]:

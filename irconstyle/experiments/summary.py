@@ -22,20 +22,25 @@ from typing import Sequence
 
 import numpy as np
 
+from ..report import Table
 from ..stats import Method, PairedCI, classify, paired_ci
 from .cost import RECIPE_STEPS
 from .pairing import check_pairable
 from .records import load_records
 from .spec import load_spec, run_keys
 
-__all__ = ["ArmComparison", "compare_to_reference", "describe_difference", "scale_line",
+__all__ = ["ArmComparison", "compare_to_reference", "describe_difference", "comparison_table",
+           "conclusions", "scale_line",
            "experiment_summary", "format_summary", "write_summary"]
 
 
 @dataclass(frozen=True)
 class ArmComparison:
     """One arm against the reference on one task: per-image differences (seeds x images,
-    arm minus reference, over the paired seeds) and their interval (None: no paired seed)."""
+    over the paired seeds) and their interval (None: no paired seed).  The differences are
+    arm minus reference, or reference minus arm when ``reference_first`` (the book's
+    convention: the paper's choice minus the alternative, where the reference is the
+    paper's choice); ``ci.mean_a`` is then the reference's mean."""
 
     task: str
     arm: str
@@ -47,10 +52,12 @@ class ArmComparison:
     arm_values: np.ndarray        # (seeds, images)
     reference_values: np.ndarray  # (seeds, images)
     ci: PairedCI | None
+    reference_first: bool = False
 
     @property
     def diffs(self) -> np.ndarray:
-        return self.arm_values - self.reference_values
+        d = self.arm_values - self.reference_values
+        return -d if self.reference_first else d
 
 
 def _extra(record: dict, test: str) -> dict:
@@ -88,10 +95,12 @@ def compare_to_reference(records: Sequence[dict], reference: str, *,
                          metric: str = "psnr_rgb", weights: str = "ema",
                          arms: Sequence[str] | None = None, method: Method = "random_effects",
                          n_boot: int = 10_000, level: float = 0.95, seed: int = 0,
-                         test: str | None = None) -> list[ArmComparison]:
+                         test: str | None = None,
+                         reference_first: bool = False) -> list[ArmComparison]:
     """Every arm of ``records`` (in ``arms`` order when given) against ``reference`` on each
     task, with the interval of ``method`` (:func:`irconstyle.stats.paired_ci`), on the
-    task's test set or (``test``) one of its ``extra_tests``.  The reference's records come from ``reference_records`` when given (another
+    task's test set or (``test``) one of its ``extra_tests``: arm minus reference, or
+    reference minus arm with ``reference_first``.  The reference's records come from ``reference_records`` when given (another
     experiment: each pair is checked by ``check_pairable``), else from ``records``.  A task
     without reference records yields comparisons with no seeds and ``ci=None``."""
     ours = _by_task_arm(records)
@@ -115,9 +124,11 @@ def compare_to_reference(records: Sequence[dict], reference: str, *,
             shape = (len(seeds), len(images))
             a = np.array([_values(recs[s], weights, metric, test) for s in seeds]).reshape(shape)
             b = np.array([_values(ref[s], weights, metric, test) for s in seeds]).reshape(shape)
-            ci = (paired_ci(a, b, method=method, n_boot=n_boot, level=level, seed=seed)
+            first, second = (b, a) if reference_first else (a, b)
+            ci = (paired_ci(first, second, method=method, n_boot=n_boot, level=level, seed=seed)
                   if seeds else None)
-            out.append(ArmComparison(task, arm, reference, metric, weights, seeds, images, a, b, ci))
+            out.append(ArmComparison(task, arm, reference, metric, weights, seeds, images, a, b,
+                                     ci, reference_first))
     return out
 
 
@@ -148,6 +159,53 @@ def describe_difference(ci: PairedCI | None, *, arm: str, reference: str,
         text += (" With one seed the interval covers image-to-image variation only, not "
                  "training randomness.")
     return text
+
+
+def comparison_table(comparisons: Sequence[ArmComparison], *, caption: str | None = None,
+                     label: str | None = None, names: dict[str, str] | None = None,
+                     params: dict[str, str] | None = None) -> Table:
+    """The comparisons as a table, one row per (task, arm): both means, their difference in
+    the comparisons' direction (the column says which), its interval, seeds and images.
+    Means and differences come from deterministic records: two decimals."""
+    if not comparisons:
+        raise ValueError("comparison_table: no comparison to show")
+    names = names or {}
+    first = comparisons[0]
+    ref = names.get(first.reference, first.reference)
+    rows = []
+    for c in comparisons:
+        arm = names.get(c.arm, c.arm)
+        row = {"task": c.task, "arm": arm}
+        if c.ci is None:
+            row |= {f"{ref} dB": "", "arm dB": "", "difference": "no paired seed", "95% CI": ""}
+        else:
+            ref_mean, arm_mean = ((c.ci.mean_a, c.ci.mean_b) if c.reference_first
+                                  else (c.ci.mean_b, c.ci.mean_a))
+            row |= {f"{ref} dB": f"{ref_mean:.2f}", "arm dB": f"{arm_mean:.2f}",
+                    "difference": f"{c.ci.diff:+.2f}", "95% CI": f"[{c.ci.lo:+.2f}, {c.ci.hi:+.2f}]"}
+        row |= {"seeds": str(len(c.seeds)), "images": str(len(c.images))}
+        if params is not None:
+            row["params"] = params.get(c.arm, "")
+        rows.append(row)
+    sign = f"{ref} - arm" if first.reference_first else f"arm - {ref}"
+    caption = (caption + f" Difference: {sign}, dB; 95% two-way random-effects interval "
+               "over seeds and images." if caption else None)
+    return Table(rows, caption=caption, label=label)
+
+
+def conclusions(comparisons: Sequence[ArmComparison], *, names: dict[str, str] | None = None,
+                margin: float = 0.1) -> str:
+    """One sentence per comparison (:func:`describe_difference`), in its direction: with
+    ``reference_first`` the reference is the subject ("full ConStyle scores higher than
+    ...")."""
+    names = names or {}
+    lines = []
+    for c in comparisons:
+        arm, ref = names.get(c.arm, c.arm), names.get(c.reference, c.reference)
+        first, second = (ref, arm) if c.reference_first else (arm, ref)
+        lines.append(f"[{c.task}] " + describe_difference(c.ci, arm=first, reference=second,
+                                                          margin=margin))
+    return "\n".join(lines)
 
 
 def scale_line(record: dict) -> str:
