@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -33,7 +34,9 @@ IGNORE_MARKERS = ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP", "PYTEST_VALIDATE_IGNORE_O
 IGNORE_TAGS = ("nbval-ignore-output", "nbval-skip")
 # output types nbval leaves out of the comparison (pixels of a figure)
 UNCOMPARED_MIME = ("image/png", "image/jpeg")
-COMPARED_MIME_ALLOWED = ("text/plain",)  # text/html, SVG, LaTeX would be compared byte for byte
+# text/html, SVG, LaTeX would be compared byte for byte; Markdown is allowed because the
+# package writes it (irconstyle.report.Table), the same on every machine and pandas version
+COMPARED_MIME_ALLOWED = ("text/plain", "text/markdown")
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -136,8 +139,9 @@ def test_every_notebook_fixes_its_thread_count() -> None:
 
 
 def test_compared_outputs_are_plain_text() -> None:
-    """No output nbval would compare byte for byte other than text: pandas' HTML tables
-    (their markup changes with pandas' version) are printed as text instead."""
+    """No output nbval would compare byte for byte other than text and the package's own
+    Markdown: pandas' HTML tables (their markup changes with pandas' version) are shown
+    through irconstyle.report.Table instead."""
     for path in NOTEBOOKS:
         for i, cell in enumerate(code_cells(read(path))):
             if ignored(cell):
@@ -145,6 +149,62 @@ def test_compared_outputs_are_plain_text() -> None:
             for out in cell.get("outputs", []):
                 kinds = set(out.get("data", {})) - set(UNCOMPARED_MIME)
                 assert kinds <= set(COMPARED_MIME_ALLOWED), f"{path.name} code cell {i}: {kinds}"
+
+
+def test_harness_markers_are_tags_not_comments() -> None:
+    """nbval's comment markers would be printed in the built book as part of the code a
+    reader sees (issue 25.4); the cell tags ``nbval-ignore-output`` / ``nbval-skip`` do
+    the same for nbval and stay out of sight."""
+    shown = [f"{nb.name}: cell {i}" for nb in NOTEBOOKS
+             for i, c in enumerate(code_cells(read(nb)))
+             if any(m in c.source for m in IGNORE_MARKERS)]
+    assert not shown, ("nbval comment markers in visible code (use the cell tag instead): "
+                       + ", ".join(shown))
+
+
+def _seconds(cell: nbformat.NotebookNode) -> float | None:
+    """How long ``cell`` took in the committed execution (nbclient's timing metadata)."""
+    e = cell.metadata.get("execution") or {}
+    if "iopub.execute_input" not in e or "shell.execute_reply" not in e:
+        return None
+    start, end = (datetime.fromisoformat(e[k].replace("Z", "+00:00"))
+                  for k in ("iopub.execute_input", "shell.execute_reply"))
+    return (end - start).total_seconds()
+
+
+CELL_NOTE = re.compile(r"(\d+) s\s+when this page was last executed")
+BOOK_NOTE = re.compile(r"whole notebook took\s+(\d+) s\s+when last executed")
+
+
+def test_runtime_notes_are_the_committed_execution_times() -> None:
+    """A runtime note states what the committed execution measured (issue 25.4): "N s when
+    this page was last executed" for the next code cell, "the whole notebook took N s when
+    last executed" for the notebook (first cell's start to last cell's end); a notebook
+    that took over a minute says so."""
+    for path in NOTEBOOKS:
+        nb = read(path)
+        timed = [c for c in code_cells(nb) if _seconds(c) is not None]
+        assert timed, f"{path.name}: no execution timing in the committed notebook"
+        first, last = timed[0].metadata["execution"], timed[-1].metadata["execution"]
+        total = (datetime.fromisoformat(last["shell.execute_reply"].replace("Z", "+00:00"))
+                 - datetime.fromisoformat(first["iopub.execute_input"].replace("Z", "+00:00"))
+                 ).total_seconds()
+        stated = []
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "markdown":
+                continue
+            for m in CELL_NOTE.finditer(cell.source):
+                nxt = next(c for c in nb.cells[i + 1:] if c.cell_type == "code")
+                took = _seconds(nxt)
+                assert took is not None and abs(took - int(m[1])) <= max(3, 0.1 * took), (
+                    f"{path.name}: a note says {m[1]} s, the next cell took {took:.0f} s")
+            for m in BOOK_NOTE.finditer(cell.source):
+                stated.append(int(m[1]))
+                assert abs(total - int(m[1])) <= max(5, 0.1 * total), (
+                    f"{path.name}: a note says {m[1]} s, the notebook took {total:.0f} s")
+        assert total <= 60 or stated, (
+            f"{path.name} took {total:.0f} s: say so ('the whole notebook took N s when last "
+            "executed')")
 
 
 def test_share_of_uncompared_cells_is_under_a_third(record_property) -> None:
