@@ -20,6 +20,14 @@ the book's own copy under ``_static/mathjax/``, with its fonts loaded, a sidebar
 links every chapter, the launch buttons that the configuration asks for (pointing at that
 notebook's path) or none, and, on pages whose notebook has a widget, its static figure.
 The search page must find a word of each chapter's title and list that chapter.
+
+Every page must also fit (issue 25.3), loaded at 1280 px and at 800 px wide with every
+``<details>`` open: no element of the article wider than its column, none whose content is
+cut by a box that scrolls or clips sideways (code, outputs, tables, equations), and every
+figure a notebook outputs shown at no less than ``MIN_FIGURE_SCALE`` of its natural width
+(the arithmetic is beside that constant). A second full-page screenshot, at 800 px, is
+written for each page. What makes the pages fit is ``book/_static/fit.css`` and
+``fit-math.js``.
 """
 from __future__ import annotations
 
@@ -142,10 +150,10 @@ def browser():
 class Visit:
     """One page in a fresh browser context, with everything that went wrong recorded."""
 
-    def __init__(self, browser, url: str) -> None:
+    def __init__(self, browser, url: str, width: int = 1280) -> None:
         self.errors: list[str] = []
         self.external: list[str] = []
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context = browser.new_context(viewport={"width": width, "height": 900})
         self.context.set_default_timeout(TIMEOUT_MS)
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
@@ -328,6 +336,175 @@ def test_widget_pages_show_their_static_figure(browser, doc: str) -> None:
         assert not v.external, f"{doc}: requests outside the book: {v.external}"
     finally:
         v.close()
+
+
+# ------------------------------------------------------------------------ pages that fit
+# Issue 25.3: at both widths nothing of the article is wider than its column, and no box
+# hides part of its content behind a horizontal scroll bar or a clip. 1280 px is a laptop
+# with both sidebars shown (the article's column is then at its narrowest, about 690 px);
+# 800 px a small window or tablet, the sidebars folded away.
+WIDTHS = (1280, 800)
+FIT_TOLERANCE_PX = 1  # layout is fractional, scrollWidth/clientWidth are whole pixels
+
+# The smallest scale at which a notebook's figure may be shown (its displayed width over
+# its natural width). Matplotlib's inline backend saves a figure at 100 dpi (the default
+# figure.dpi) and draws text at 10 pt by default (font.size: tick labels, axis labels and
+# legends are "medium"), 10/72 in x 100 px/in = 13.9 image pixels. Shown at scale s, that
+# text is 13.9 s CSS pixels, and a CSS inch is 96 px: it reads as 10 x s x 100/96 pt. The
+# smallest text a journal accepts in a figure at its printed size is about 7 pt, so
+# s >= 7/10 x 96/100 = 0.672: a figure may be at most 1/0.672 = 1.49 times its column's
+# width, 1,024 px (10.2 in at 100 dpi, after the backend's tight crop) for the 688-px
+# column at 1280 px, 1,095 px for the 736-px column at 800 px. A figure that draws text
+# below 10 pt (fontsize=7, 8 or 9) needs a larger scale than this for the same 7 pt: the
+# check assumes the default.
+MIN_FIGURE_SCALE = 7 / 10 * 96 / 100
+
+OPEN_DETAILS = """async () => {
+    // What a reader can unfold is checked unfolded: hidden code cells (hide-input),
+    // dropdowns. A closed <details> lays out nothing, so nothing in it could be measured.
+    for (const d of document.querySelectorAll('article.bd-article details')) d.open = true;
+    await document.fonts.ready;
+    // two frames: the page's own scripts that follow an opened <details> (fit-math.js) run
+    await new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
+}"""
+
+FIT_JS = """(tol) => {
+    const article = document.querySelector('article.bd-article');
+    if (!article) return ['no article.bd-article on the page'];
+    const st = getComputedStyle(article), box = article.getBoundingClientRect();
+    // The column: the article's content box (its padding is the gutter, not the column)
+    const left = box.left + parseFloat(st.paddingLeft) + parseFloat(st.borderLeftWidth);
+    const right = box.right - parseFloat(st.paddingRight) - parseFloat(st.borderRightWidth);
+    const cells = Array.from(article.querySelectorAll('div.cell'));
+    const describe = (el) => {
+        let name = el.tagName.toLowerCase();
+        if (el.id) name += '#' + el.id;
+        const classes = (el.getAttribute('class') || '').trim().split(/\\s+/).filter(Boolean);
+        if (classes.length) name += '.' + classes.slice(0, 3).join('.');
+        const cell = el.closest('div.cell');
+        if (cell) name += ` in code cell ${cells.indexOf(cell)}` + (
+            el.closest('.cell_output') ? ' (output)' : el.closest('.cell_input') ? ' (input)' : '');
+        const text = (el.textContent || '').trim().replace(/\\s+/g, ' ');
+        return `${name} "${text.length > 70 ? text.slice(0, 70) + '...' : text}"`;
+    };
+    const bad = [], flagged = [];
+    for (const el of article.querySelectorAll('*')) {
+        if (flagged.some(f => f.contains(el))) continue;  // its outermost offender only
+        // A typeset equation is measured whole, by its mjx-container (and the span.math or
+        // div.math around it): inside, MathJax draws a stretchy delimiter by clipping a run
+        // of glyphs (mjx-ext) and keeps a clipped, invisible MathML copy for screen readers
+        // (mjx-assistive-mml); neither hides anything a reader should see.
+        const eq = el.closest('mjx-container');
+        if (eq && eq !== el) continue;
+        const r = el.getBoundingClientRect();
+        if (r.width === 0 || r.height === 0) continue;   // lays out nothing
+        const cs = getComputedStyle(el);
+        if (cs.visibility === 'hidden') continue;
+        const out = Math.max(left - r.left, r.right - right);
+        if (out > tol) {
+            flagged.push(el);
+            bad.push(`sticks out of the ${Math.round(right - left)}-px column by ` +
+                     `${Math.round(out)} px: ${describe(el)}`);
+        } else if (/^(auto|scroll|hidden|clip)$/.test(cs.overflowX)
+                   && el.scrollWidth > el.clientWidth + tol) {
+            flagged.push(el);
+            bad.push(`content cut (${el.scrollWidth} px in a ${el.clientWidth}-px box, ` +
+                     `overflow-x: ${cs.overflowX}): ${describe(el)}`);
+        }
+    }
+    const page = document.documentElement;
+    if (page.scrollWidth > page.clientWidth + tol)
+        bad.push(`the page scrolls sideways: ${page.scrollWidth} px in a ` +
+                 `${page.clientWidth}-px window`);
+    return bad;
+}"""
+
+FIGURES_JS = """async () => {
+    const article = document.querySelector('article.bd-article');
+    const cells = Array.from(article.querySelectorAll('div.cell'));
+    const shown = [];
+    for (const img of article.querySelectorAll('.cell_output img')) {
+        try { await img.decode(); } catch (e) { }
+        shown.push([cells.indexOf(img.closest('div.cell')),
+                    decodeURIComponent((img.currentSrc || img.src).split('/').pop()),
+                    img.naturalWidth, img.naturalHeight, img.getBoundingClientRect().width]);
+    }
+    return shown;
+}"""
+
+
+COLUMN_JS = """() => {
+    const a = document.querySelector('article.bd-article'), st = getComputedStyle(a);
+    return a.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight);
+}"""
+
+
+def notebook_cell(doc: str, rendered: int) -> int | None:
+    """The index in the notebook (0-based, all cells) of its ``rendered``-th code cell on the
+    page (div.cell: the code cells without a ``remove-cell`` tag), or None for a page that
+    is not a notebook."""
+    path = source_of(doc)
+    if path.suffix != ".ipynb":
+        return None
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    shown = [i for i, c in enumerate(cells) if c["cell_type"] == "code"
+             and "remove-cell" not in c.get("metadata", {}).get("tags", [])]
+    return shown[rendered] if 0 <= rendered < len(shown) else None
+
+
+def with_notebook_cells(doc: str, line: str) -> str:
+    """``code cell 7`` (the page's) followed by the notebook's own cell index."""
+    def name(m: re.Match) -> str:
+        index = notebook_cell(doc, int(m[1]))
+        return m[0] if index is None else f"{m[0]} (notebook cell {index})"
+    return re.sub(r"code cell (\d+)", name, line)
+
+
+@pytest.fixture(scope="module", params=[(d, w) for w in WIDTHS for d in DOCS],
+                ids=lambda p: f"{p[0]}@{p[1]}")
+def sized_visit(request, browser):
+    """A page loaded at one of WIDTHS, every <details> on it open."""
+    doc, width = request.param
+    v = Visit(browser, f"{BOOK_URL}/{doc}.html", width=width)
+    v.page.evaluate(OPEN_DETAILS)
+    if width != 1280:  # the 1280-px screenshot is the visit fixture's (details closed)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        v.page.screenshot(path=str(SCREENSHOTS / f"{doc.replace('/', '__')}@{width}.png"),
+                          full_page=True)
+    v.doc, v.width = doc, width
+    yield v
+    v.close()
+
+
+def test_every_element_fits_its_column(sized_visit) -> None:
+    """Every element of the article (what a reader can unfold, unfolded) lies within the
+    article's column, and no box in it scrolls or clips part of its content sideways
+    (scrollWidth > clientWidth where overflow-x is auto, scroll, hidden or clip): a code
+    line, an output, a table or an equation behind a scroll bar is cut for a reader who
+    prints or skims the page. Each offender is listed once, its outermost element: tag,
+    id and classes, the code cell it is in (the page's, 0-based, and the notebook's cell
+    index), the start of its text."""
+    v = sized_visit
+    bad = [with_notebook_cells(v.doc, b) for b in v.page.evaluate(FIT_JS, FIT_TOLERANCE_PX)]
+    assert not bad, (f"{v.doc} at {v.width} px: {len(bad)} element(s) wider than the column "
+                     f"or cut:\n" + "\n".join(bad))
+
+
+def test_figures_are_readable(sized_visit) -> None:
+    """Every image a notebook cell outputs is shown at no less than MIN_FIGURE_SCALE of
+    its natural width (the arithmetic is at MIN_FIGURE_SCALE): a figure squeezed further
+    into the column shows its 10-pt text below 7 pt."""
+    v = sized_visit
+    small = [with_notebook_cells(v.doc, f"code cell {cell}: {src} ") +
+             f"({natural_w}x{natural_h} px, {natural_w / 100:.1f} in at 100 dpi) shown "
+             f"{shown_w:.0f} px wide, scale {shown_w / natural_w:.2f}"
+             for cell, src, natural_w, natural_h, shown_w in v.page.evaluate(FIGURES_JS)
+             if natural_w > 0 and shown_w < MIN_FIGURE_SCALE * natural_w]
+    limit = v.page.evaluate(COLUMN_JS) / MIN_FIGURE_SCALE
+    assert not small, (
+        f"{v.doc} at {v.width} px: figures shown below {MIN_FIGURE_SCALE:.3f} of their width, "
+        f"their text below 7 pt (draw them at most {limit:.0f} px wide, about "
+        f"{limit / 100:.1f} in at 100 dpi):\n" + "\n".join(small))
 
 
 # ------------------------------------------------------------------------ search
