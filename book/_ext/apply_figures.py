@@ -19,9 +19,9 @@ Usage (from the repository root)::
     python book/_ext/apply_figures.py            # write the captions into book/notebooks/
     python book/_ext/apply_figures.py --check    # write nothing; exit 1 on any difference
 
-Only ``metadata.mystnb.figure`` of the listed cells changes; everything else of a notebook,
-key order included, is kept, and the file is written as the notebooks are written
-(``json.dumps(nb, indent=1, ensure_ascii=False) + "\\n"``), and only when it changed, so a
+Only ``metadata.mystnb.figure`` of the listed cells changes; everything else of a notebook
+is kept, and the file is written as nbformat writes the notebooks (``json.dumps(nb,
+indent=1, sort_keys=True, ensure_ascii=False) + "\\n"``), and only when it changed, so a
 second run changes nothing.  A listed cell that is missing, or no longer shows a figure, is an
 error naming the notebook and the cell id; nothing is written then.
 
@@ -160,7 +160,7 @@ def stale(nb: dict[str, Any], entries: dict[str, Any]) -> list[str]:
 
 def dumps(nb: dict[str, Any]) -> str:
     """A notebook as the book's notebooks are written."""
-    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def apply(figures: dict[str, dict[str, dict[str, str]]], notebooks: Path = NOTEBOOKS, *,
