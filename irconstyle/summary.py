@@ -168,11 +168,16 @@ def model_table(names: Sequence[str] | None = None, *,
 
 
 def summarize(name: str, *, input_size: Sequence[int] = (1, 3, 64, 64), depth: int = 3,
-              **overrides) -> str:
-    """A torchinfo summary of zoo model ``name`` (eval forward at ``input_size``)."""
+              col_width: int = 16, **overrides) -> str:
+    """A torchinfo summary of zoo model ``name`` (eval forward at ``input_size``).
+
+    ``col_width`` characters per column (torchinfo's default is 25): at 16 the summary of a
+    small model at depth 3 is under 100 characters wide, as the book's pages show a line
+    unwrapped; an output shape longer than 15 characters (a large model or image) needs more."""
     import torchinfo
 
     model = build_model(name, **overrides).eval()
     stats = torchinfo.summary(model, input_data=[_example(input_size)], depth=depth, verbose=0,
-                              mode="eval", col_names=("output_size", "num_params", "mult_adds"))
+                              mode="eval", col_names=("output_size", "num_params", "mult_adds"),
+                              col_width=col_width)
     return str(stats)
