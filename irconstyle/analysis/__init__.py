@@ -1,1 +1,0 @@
-"""Analyses of ConStyle's latent space."""
