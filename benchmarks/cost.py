@@ -39,7 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from irconstyle.results import results_dir
-from irconstyle.summary import provenance
+from irconstyle.runtime.environment import provenance
 from irconstyle.train import Trainer, load_config
 
 RELEASE_MODELS = ("constyle_nafnet", "nafnet", "constyle_restormer", "restormer",

@@ -1,5 +1,5 @@
 """Model table benchmark: parameters, MACs and CPU inference time of every zoo model at
-its release defaults, on a 1x3x256x256 input (what is counted: irconstyle.summary).
+its release defaults, on a 1x3x256x256 input (what is counted: irconstyle.nets.model_table).
 
     python benchmarks/model_table.py [--names a b ...] [--size 256] [--repeats 3] [--threads N]
 
@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from irconstyle.results import results_dir
-from irconstyle.summary import model_table, provenance
+from irconstyle.nets.model_table import model_table
+from irconstyle.runtime.environment import provenance
 
 RESULTS = results_dir()
 

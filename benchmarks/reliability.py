@@ -57,7 +57,7 @@ from PIL import Image
 import irconstyle
 from irconstyle import build_model, model_names
 from irconstyle.results import results_dir
-from irconstyle.summary import provenance
+from irconstyle.runtime.environment import provenance
 
 RESULTS = results_dir()
 PKG = Path(irconstyle.__file__).resolve().parent
@@ -221,7 +221,7 @@ def _no_grad(m: torch.nn.Module, x: Any) -> Any:
 
 
 def fuzz_tiling(n: int, rng: random.Random) -> Tally:
-    from irconstyle.evaluate import restore
+    from irconstyle.evaluation.evaluate import restore
 
     tally = Tally()
     for _ in range(n):
@@ -241,7 +241,7 @@ def fuzz_tiling(n: int, rng: random.Random) -> Tally:
 
 
 def fuzz_metrics(n: int, rng: random.Random) -> Tally:
-    from irconstyle.metrics import psnr, ssim
+    from irconstyle.evaluation.metrics import psnr, ssim
 
     tally = Tally()
     dtypes = [np.uint8, np.float32, np.float64, np.float16, np.int16, np.bool_, np.complex64]
@@ -313,7 +313,7 @@ def fuzz_image_reader(n: int, rng: random.Random, work: Path) -> Tally:
 
 
 def fuzz_npy_reader(n: int, rng: random.Random, work: Path) -> Tally:
-    from irconstyle.evaluate import read_input
+    from irconstyle.evaluation.evaluate import read_input
 
     tally = Tally()
     for i in range(n):
@@ -335,7 +335,7 @@ def fuzz_npy_reader(n: int, rng: random.Random, work: Path) -> Tally:
 
 def fuzz_weights_reader(n: int, rng: random.Random, work: Path) -> Tally:
     from irconstyle.train import save_weights
-    from irconstyle.weights import read_weights
+    from irconstyle.checkpoints.weights import read_weights
 
     tally = Tally()
     m = tiny_model("plain")

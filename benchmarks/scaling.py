@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 
 from irconstyle import build_model
-from irconstyle.devices import fast_layout, fused_optimizer_supported
-from irconstyle.losses import restoration_loss
-from irconstyle.summary import provenance
+from irconstyle.runtime.devices import fast_layout, fused_optimizer_supported
+from irconstyle.method.losses import restoration_loss
+from irconstyle.runtime.environment import provenance
 
 
 def _sync(device: torch.device) -> None:

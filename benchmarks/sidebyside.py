@@ -7,7 +7,7 @@ The release is never part of this repository: ``--release PATH`` points at a che
 on a CPU.
 
 Both networks hold the same weights: the release's model is built with a fixed seed and
-its state dict goes through :func:`irconstyle.release.load_release_checkpoint` into ours;
+its state dict goes through :func:`irconstyle.checkpoints.release.load_release_checkpoint` into ours;
 the maximum difference of their eval outputs is recorded.  Then, for every model and
 comparison, the two are timed in alternation (ours, release, release, ours, ...), after
 ``--warmup`` steps each, synchronised on CUDA; the JSON holds the median and quartiles of
@@ -20,14 +20,14 @@ What a step is:
   * training: the release's ``optimize_parameters`` without EMA (ConStyle forward with
     momentum update and enqueue, the network, L1 + InfoNCE + content + style for ConStyle
     models, L1 otherwise, backward, AdamW lr 3e-4 wd 1e-4), against ours: ``model(lq, gt)``,
-    :func:`irconstyle.losses.restoration_loss`, backward, AdamW, as ``Trainer.train_step``
+    :func:`irconstyle.method.losses.restoration_loss`, backward, AdamW, as ``Trainer.train_step``
     does it (EMA, grad scaler and scheduler left out on both sides);
   * inference: eval mode, ``no_grad``; the release's test call (``encoder_q`` then the
     network) against ``model(lq)``.
 
 "Ours" is what the package runs by default on the device: the model in the layout
-:func:`irconstyle.devices.fast_layout` gives it (``channels_last`` on CPU and CUDA), and
-AdamW's fused kernel where :func:`irconstyle.devices.fused_optimizer_supported` says the
+:func:`irconstyle.runtime.devices.fast_layout` gives it (``channels_last`` on CPU and CUDA), and
+AdamW's fused kernel where :func:`irconstyle.runtime.devices.fused_optimizer_supported` says the
 device has one, as ``Trainer`` builds it.  Comparisons: ``fp32`` (both fp32, the same TF32
 setting), ``bf16`` (both under bf16 autocast), ``best`` (ours with what pays on the device:
 on CUDA also bf16 autocast and optionally ``torch.compile``, against the release as shipped:
@@ -59,10 +59,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from irconstyle import build_model
-from irconstyle.devices import channels_last_pays, fused_optimizer_supported
-from irconstyle.losses import restoration_loss
-from irconstyle.release import load_release_checkpoint
-from irconstyle.summary import provenance
+from irconstyle.runtime.devices import channels_last_pays, fused_optimizer_supported
+from irconstyle.method.losses import restoration_loss
+from irconstyle.checkpoints.release import load_release_checkpoint
+from irconstyle.runtime.environment import provenance
 
 MODELS = ["constyle_nafnet", "nafnet", "constyle_restormer", "restormer", "constyle_maxim", "maxim"]
 # Our zoo name -> (release arch file, class name).

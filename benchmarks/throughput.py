@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from irconstyle.data import load_photo, make_subimages, motion_blur, motion_kernel, photo_names, \
     write_image
 from irconstyle.results import results_dir
-from irconstyle.summary import environment, provenance
+from irconstyle.runtime.environment import environment, provenance
 from irconstyle.train import Trainer
 from irconstyle.train.config import DataConfig, DataSplits, LogConfig, ModelConfig, TrainConfig
 from irconstyle.train.distributed import pick_device

@@ -4,11 +4,11 @@ code of a bounded-size resample agrees with the whole-image code.
 Each size runs in a fresh child process (a tiny ConStyle-NAFNet, width 8, one block per
 level, random weights): it builds a random image of the requested megapixels, records
 its peak resident set (``ru_maxrss``) as the baseline, runs
-:func:`irconstyle.tiling.tiled_forward`, and reports the new peak.  ``growth_bytes`` is
+:func:`irconstyle.evaluation.tiling.tiled_forward`, and reports the new peak.  ``growth_bytes`` is
 what the restoration added on top of the image; ``image_bytes`` is one fp32 image, for
 scale (the output is one image).  Each size runs twice: with glibc's default allocator
 settings ("default") and with the fixed mmap threshold that ``irconstyle restore --tile N --low-memory``
-sets (:func:`irconstyle.tiling.return_freed_memory`, "fixed"): by default glibc's heap
+sets (:func:`irconstyle.evaluation.tiling.return_freed_memory`, "fixed"): by default glibc's heap
 fragments and grows with the number of tiles.
 
 Agreement: for each photo given with ``--photos``, the whole-image code against the
@@ -45,7 +45,7 @@ def _rss() -> int:
 
 def child(megapixels: float, tile: int, encode_max_pixels: int | None, allocator: str) -> dict:
     import irconstyle
-    from irconstyle.tiling import return_freed_memory, tiled_forward
+    from irconstyle.evaluation.tiling import return_freed_memory, tiled_forward
 
     if allocator == "fixed" and not return_freed_memory():
         raise RuntimeError("glibc's mallopt is not available here")
@@ -71,9 +71,9 @@ def agreement(photos: list[Path], max_pixels: int, weights: Path | None) -> list
     """With ``weights`` (a trained ConStyle model's checkpoint): an untrained encoder's
     code hardly depends on the image, so only a trained one tests the approximation."""
     import irconstyle
-    from irconstyle.evaluate import load_model, read_input
+    from irconstyle.evaluation.evaluate import load_model, read_input
     from irconstyle.nets.padding import pad_to_multiple
-    from irconstyle.tiling import bounded_code
+    from irconstyle.evaluation.tiling import bounded_code
 
     torch.manual_seed(0)
     model = (load_model(weights=weights)[0] if weights is not None
@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.child is not None:
         print(json.dumps(child(args.child, args.tile, args.encode_max_pixels, args.allocator)))
         return
-    from irconstyle.summary import provenance
-    from irconstyle.tiling import ENCODE_MAX_PIXELS
+    from irconstyle.runtime.environment import provenance
+    from irconstyle.evaluation.tiling import ENCODE_MAX_PIXELS
 
     rows = []
     runs = [("fixed", mp) for mp in args.megapixels]

@@ -8,7 +8,7 @@ The photos are the medium set's 12 test photos (never trained on), degraded by t
 package's own models (``--task derain`` or ``denoise``). Every test photo is restored;
 the figure shows the one with the median PSNR gain (the 7th of 12 by gain), a rule fixed
 before looking, so the picture is typical, not the best case. PSNR is BasicSR's RGB PSNR
-(``irconstyle.metrics.psnr``) on the 256 px photos.
+(``irconstyle.evaluation.metrics.psnr``) on the 256 px photos.
 
 Writes ``docs/readme_figure.png`` (kept under 300 KB) and ``docs/readme_figure.json``: the
 PSNR of every test photo, which is shown and why, the weights (path, SHA-256, training
@@ -36,9 +36,9 @@ import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from irconstyle.data.medium import medium_dataset  # noqa: E402
-from irconstyle.evaluate import load_model, restore  # noqa: E402
-from irconstyle.metrics import psnr  # noqa: E402
-from irconstyle.summary import provenance  # noqa: E402
+from irconstyle.evaluation.evaluate import load_model, restore  # noqa: E402
+from irconstyle.evaluation.metrics import psnr  # noqa: E402
+from irconstyle.runtime.environment import provenance  # noqa: E402
 from irconstyle.train.checkpoint import load_checkpoint  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                   "psnr_restored_db": shown["psnr_restored"],
                   "rule": "test photo with the median PSNR gain (index n//2 of the gains sorted "
                           "ascending, ties by name)"},
-        "metric": "irconstyle.metrics.psnr: BasicSR PSNR on RGB, uint8-rounded, crop 0, 256 px photos",
+        "metric": "irconstyle.evaluation.metrics.psnr: BasicSR PSNR on RGB, uint8-rounded, crop 0, 256 px photos",
         "weights": {**info, "variant": label.rsplit("[", 1)[-1].rstrip("]"),
                     "parameters_inference": n_params},
         "test_set": [{"photo": r["name"], "psnr_input_db": r["psnr_input"],

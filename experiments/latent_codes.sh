@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ConStyle's codes of the medium set's 12 test photos, clean and under the four degradations
-# at several strengths (irconstyle.analysis.degraded_codes), from nine encoders:
+# at several strengths (irconstyle.evaluation.degraded_codes), from nine encoders:
 #   untrained  seeds 0, 1, 2   a freshly initialised encoder (torch.manual_seed(seed))
 #   constyle   seeds 0, 1, 2   trained with ConStyle's pretext (degraded query, clean key):
 #                              cpu_campaign.yml, task denoise25, arm constyle

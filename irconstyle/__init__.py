@@ -1,8 +1,8 @@
 """IRConStyle: ConStyle (contrastive learning + style transfer) for U-Net image restoration."""
-from .constyle import ConStyle, ConStyleOutput, Encoding, StyleEncoder
-from .losses import LossWeights, content_loss, infonce_loss, restoration_loss, style_loss
+from .method.constyle import ConStyle, ConStyleOutput, Encoding, StyleEncoder
+from .method.losses import LossWeights, content_loss, infonce_loss, restoration_loss, style_loss
 from .nets.adapter import attach_constyle
-from .zoo import build_model, model_names
+from .nets.zoo import build_model, model_names
 
 __version__ = "0.1.0"
 

@@ -2,8 +2,8 @@
 ``python -m irconstyle``).
 
 Only argument parsing and printing live here; every action is a package function
-(``irconstyle.train.run``, ``irconstyle.evaluate.evaluate``, ``restore_files``,
-``irconstyle.summary.model_table``), so a notebook never needs this module.
+(``irconstyle.train.run``, ``irconstyle.evaluation.evaluate.evaluate``, ``restore_files``,
+``irconstyle.nets.model_table.model_table``), so a notebook never needs this module.
 
 Expected failures (a missing or broken file, an unknown model, a bad override) end
 with exit status 1 and one line ``irconstyle: error: <file or name>: <problem>`` on
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ConStyle codes of the medium test photos, clean and degraded",
                        description="Encode the medium set's test photos clean and under each "
                                    "degradation at several strengths "
-                                   "(irconstyle.analysis.degraded_codes) with each encoder given; "
+                                   "(irconstyle.evaluation.degraded_codes) with each encoder given; "
                                    "write the codes (.npz) and the latent measures on raw and "
                                    "normalised codes with provenance (.json beside it).")
     p.add_argument("--weights", metavar="FILE", nargs="*", default=[],
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", parents=[common],
                        help="list the models with parameter counts and MACs",
-                       description="The model table (irconstyle.summary.model_table): "
+                       description="The model table (irconstyle.nets.model_table.model_table): "
                                    "parameters of the inference build, multiply-accumulates of "
                                    "one eval forward (convolutions and matrix products) and CPU "
                                    "time. The constyle_*_ablated controls have no ConStyle: its "
@@ -241,7 +241,7 @@ def _parse_pairs(items: Sequence[str], what: str) -> dict[str, Any]:
 
 
 def _device(name: str | None, label: str = "--device") -> str:
-    from .devices import resolve_device
+    from .runtime.devices import resolve_device
 
     try:  # a bad --device is a usage error, not an internal one deep inside torch
         return str(resolve_device(name))
@@ -250,7 +250,7 @@ def _device(name: str | None, label: str = "--device") -> str:
 
 
 def _load_model(args: argparse.Namespace, variant: str | None):
-    from .evaluate import load_model
+    from .evaluation.evaluate import load_model
 
     kwargs = _parse_pairs(args.model_arg, "--model-arg")
     return load_model(args.model, args.weights, variant=variant, device=_device(args.device),
@@ -266,7 +266,7 @@ def _num(v: Any, digits: int) -> str:
 # ----------------------------------------------------------------------------- commands
 def _cmd_train(args: argparse.Namespace) -> int:
     try:
-        from .profiles import cap_batch, cap_steps
+        from .runtime.profiles import cap_batch, cap_steps
         from .train import load_config, run
     except ImportError as exc:
         raise CLIError(f"training is not available: {exc}") from None
@@ -286,9 +286,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, evaluation_dataset, load_model
-    from .protocols import convention
-    from .weights import read_weights
+    from .evaluation.evaluate import evaluate, evaluation_dataset, load_model
+    from .evaluation.protocols import convention
+    from .checkpoints.weights import read_weights
 
     convention(args.benchmark, args.protocol)  # an unknown benchmark fails before any work
     data = evaluation_dataset(args.benchmark, data_root=args.data_root, lq_dir=args.lq,
@@ -340,12 +340,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
-    from .evaluate import check_inputs, restore_files
+    from .evaluation.evaluate import check_inputs, restore_files
 
     check_inputs(args.inputs)  # a bad input fails (naming itself) before the model is built
     model, label = _load_model(args, args.variant)
     if args.low_memory:  # many tiles: keep glibc's heap from growing with their number
-        from .tiling import return_freed_memory
+        from .evaluation.tiling import return_freed_memory
 
         if not args.tile:
             raise ValueError("--low-memory applies to tiled restoration: add --tile N")
@@ -389,7 +389,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 def _cmd_latent(args: argparse.Namespace) -> int:
     import shlex
 
-    from .analysis.degraded_codes import (encode_degraded, encoder_from_weights, save_codes,
+    from .evaluation.degraded_codes import (encode_degraded, encoder_from_weights, save_codes,
                                           untrained_encoder)
     from .experiments.provenance import run_provenance
 
@@ -420,10 +420,10 @@ def _cmd_latent(args: argparse.Namespace) -> int:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     try:
-        from .summary import model_table
-        from .zoo import model_names
+        from .nets.model_table import model_table
+        from .nets.zoo import model_names
     except ImportError as exc:
-        raise CLIError(f"the model table is not available (irconstyle.summary: {exc})") from None
+        raise CLIError(f"the model table is not available (irconstyle.nets.model_table: {exc})") from None
     kwargs = _parse_pairs(args.model_arg, "--model-arg")
     if kwargs and not args.names:
         raise CLIError("--model-arg needs model names (the builders' arguments differ between "

@@ -146,7 +146,7 @@ def _cases(junit: Path) -> dict[str, dict[str, int | float]]:
 def record(out: Path, names: list[str]) -> dict:
     """Run ``pytest --nbval`` on the committed book notebooks under each named setting,
     one after the other, and write the outcomes with their provenance to ``out``."""
-    from irconstyle.summary import provenance  # noqa: PLC0415 - only the record needs it
+    from irconstyle.runtime.environment import provenance  # noqa: PLC0415 - only the record needs it
 
     command = "OMP_NUM_THREADS=1 python tests/notebook_runs.py --out " + \
         os.path.relpath(out, ROOT)

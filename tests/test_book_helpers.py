@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from irconstyle import profiles
-from irconstyle.devices import model_device, to_model_device
-from irconstyle.report import fmt, formatters
+from irconstyle.runtime import profiles
+from irconstyle.runtime.devices import model_device, to_model_device
+from irconstyle.experiments.report import fmt, formatters
 from irconstyle.results import load_result, results_dir
 
 RESULTS = Path(__file__).resolve().parents[1] / "irconstyle" / "results"
@@ -120,7 +120,7 @@ def _side(median, q1, q3, n=50, **extra):
 
 
 def test_side_by_side_table_ratios_and_memory_from_the_rows():
-    from irconstyle.speed import side_by_side_table
+    from irconstyle.book.speed import side_by_side_table
 
     result = {"rows": [
         {"model": "nafnet", "mode": "train", "size": 64, "batch": 2, "comparison": "fp32",
@@ -137,7 +137,7 @@ def test_side_by_side_table_ratios_and_memory_from_the_rows():
 
 
 def test_profile_table_is_per_step_and_names_what_is_missing():
-    from irconstyle.speed import profile_table
+    from irconstyle.book.speed import profile_table
 
     prof = {"ours": {"steps": 2, "self_cpu_total_ms": 10.0,
                      "top": [{"op": "conv", "self_cpu_ms": 6.0, "calls": 4}, {"op": "mul", "self_cpu_ms": 2.0, "calls": 8}]},
@@ -153,7 +153,7 @@ def test_profile_table_is_per_step_and_names_what_is_missing():
 
 
 def test_table_is_markdown_for_the_book_and_aligned_text_for_nbval() -> None:
-    from irconstyle.report import Table
+    from irconstyle.experiments.report import Table
     rows = [{"arm": "a|b", "diff": "+0.12", "95% CI": "[-0.10, +0.30]", "n": "4,110"},
             {"arm": "c", "diff": "-1.00", "95% CI": "[-2.00, +0.10]", "n": "12"}]
     t = Table(rows, caption="Two arms", label="tab-two")
@@ -172,7 +172,7 @@ def test_table_is_markdown_for_the_book_and_aligned_text_for_nbval() -> None:
 
 
 def test_range_table_gives_mean_and_range_per_group() -> None:
-    from irconstyle.report import range_table
+    from irconstyle.experiments.report import range_table
     rows = [{"arm": "a", "seed": 0, "x": 0.1}, {"arm": "a", "seed": 1, "x": 0.3},
             {"arm": "b", "seed": 0, "x": -0.2}]
     t = range_table(rows, by=["arm"], columns=["x"], decimals=2)
@@ -180,7 +180,7 @@ def test_range_table_gives_mean_and_range_per_group() -> None:
 
 
 def test_table_from_frame_formats_the_named_columns() -> None:
-    from irconstyle.report import Table
+    from irconstyle.experiments.report import Table
     frame = pd.DataFrame({"arm": ["a", "b"], "psnr": [28.123456, float("nan")], "n": [3, 5]},
                          index=pd.Index(["x", "y"], name="key"))
     t = Table.from_frame(frame, decimals={"psnr": 2}, index=True)

@@ -12,7 +12,7 @@ import irconstyle.train.checkpoint as ck
 from irconstyle import build_model
 from irconstyle.train import Trainer, load_weights, save_checkpoint, save_weights
 from irconstyle.train.config import config_from_yaml_text
-from irconstyle.weights import tensors_sha256
+from irconstyle.checkpoints.weights import tensors_sha256
 from test_trainer import TINY_NAFNET, SynthPairs, tiny_config
 
 
@@ -103,7 +103,7 @@ def test_safetensors_round_trip(tmp_path):
 def test_safetensors_export_detects_a_flipped_bit(tmp_path, offset):
     """Safetensors carries no checksum; our exports record a SHA-256 of the tensors that
     both readers verify, so a damaged copy is refused instead of loading altered weights."""
-    from irconstyle.weights import WeightsError, read_weights
+    from irconstyle.checkpoints.weights import WeightsError, read_weights
 
     model = build_model("constyle_nafnet", **TINY_NAFNET, constyle_train=False)
     path = save_weights(model, tmp_path / "w.safetensors", metadata={"model": "constyle_nafnet"})

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import irconstyle
-from irconstyle.evaluate import restore
+from irconstyle.evaluation.evaluate import restore
 
 TINY = dict(width=8, left_blk_num=[1, 1, 1], bottom_blk_num=1, right_blk_num=[1, 1, 1])
 TINY_ARGS = [a for k, v in TINY.items() for a in ("--model-arg", f"{k}={v}".replace(" ", ""))]

@@ -21,9 +21,9 @@ from PIL import Image
 
 from irconstyle import build_model, model_names
 from irconstyle.cli import main
-from irconstyle.constyle import ConStyle
+from irconstyle.method.constyle import ConStyle
 from irconstyle.nets.padding import pad_to_multiple
-from irconstyle.summary import count_macs, count_parameters
+from irconstyle.nets.model_table import count_macs, count_parameters
 from test_models import TINY
 
 NAMES = model_names()

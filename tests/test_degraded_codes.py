@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from irconstyle.analysis.degraded_codes import (STRENGTHS, degrade, encode_degraded,
+from irconstyle.evaluation.degraded_codes import (STRENGTHS, degrade, encode_degraded,
                                                 encoder_from_weights, load_codes, measures,
                                                 save_codes, untrained_encoder)
-from irconstyle.analysis.latent import knn_accuracy_by_group, own_clean_distances, silhouette
+from irconstyle.evaluation.latent import knn_accuracy_by_group, own_clean_distances, silhouette
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
@@ -117,7 +117,7 @@ def test_encoder_from_a_training_checkpoint(tmp_path) -> None:
 
 
 def test_encoder_of_reads_the_names_irconstyle_latent_gives() -> None:
-    from irconstyle.analysis.degraded_codes import encoder_of
+    from irconstyle.evaluation.degraded_codes import encoder_of
     assert encoder_of("untrained_seed2") == ("untrained", 2)
     assert encoder_of("/work/x/results/cpu_campaign/runs/denoise25/constyle/seed1/last.pt") == ("constyle", 1)
     assert encoder_of("runs/denoise25/code_only/seed0/last.safetensors") == ("code_only", 0)
@@ -126,7 +126,7 @@ def test_encoder_of_reads_the_names_irconstyle_latent_gives() -> None:
 
 
 def test_measure_rows_one_row_per_encoder_and_space() -> None:
-    from irconstyle.analysis.degraded_codes import measure_rows
+    from irconstyle.evaluation.degraded_codes import measure_rows
     m = {"silhouette_degradation": -0.1, "knn_accuracy_degradation_leave_photo_out": 0.4,
          "own_clean": {"all": {"own_nearer_than_every_other": 0.9}}}
     report = {"encoders": {"untrained_seed0": {"raw": m, "normalized": {**m, "silhouette_degradation": 0.2}},

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from irconstyle.devices import resolve_device
+from irconstyle.runtime.devices import resolve_device
 from irconstyle.train.distributed import pick_device
 
 

@@ -15,12 +15,12 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import irconstyle
 from irconstyle.data.augment import dihedral
-from irconstyle.ecc import find_homography_ecc, realblur_scores, warp_perspective
-from irconstyle.evaluate import (evaluate, evaluate_checkpoint, evaluation_dataset, load_model,
+from irconstyle.evaluation.ecc import find_homography_ecc, realblur_scores, warp_perspective
+from irconstyle.evaluation.evaluate import (evaluate, evaluate_checkpoint, evaluation_dataset, load_model,
                                  restore)
-from irconstyle.metrics import gaussian_window, psnr
-from irconstyle.protocols import BENCHMARKS, PROTOCOLS, convention, score
-from irconstyle.weights import WeightsError, load_into, read_weights
+from irconstyle.evaluation.metrics import gaussian_window, psnr
+from irconstyle.evaluation.protocols import BENCHMARKS, PROTOCOLS, convention, score
+from irconstyle.checkpoints.weights import WeightsError, load_into, read_weights
 
 TINY = dict(width=8, left_blk_num=[1, 1, 1], bottom_blk_num=1, right_blk_num=[1, 1, 1])
 BRIEF_BENCHMARKS = ["CBSD68", "Kodak24", "McMaster", "Urban100", "GoPro", "HIDE", "RealBlur_J",
@@ -196,7 +196,7 @@ def test_basicsr_and_release_geometry() -> None:
         gt_p = np.pad(gt, ((0, 3), (0, 3), (0, 0)), mode="reflect")
         assert out_p.shape[-2:] == (48, 56)
         assert b["name"] == name and b["psnr_rgb"] == pytest.approx(psnr(out, gt), abs=1e-12)
-        assert b["ssim_y"] == pytest.approx(irconstyle.metrics.ssim(out, gt, y_channel=True))
+        assert b["ssim_y"] == pytest.approx(irconstyle.evaluation.metrics.ssim(out, gt, y_channel=True))
         assert r["psnr_rgb"] == pytest.approx(psnr(out_p, gt_p), abs=1e-12)
         assert r["psnr_y"] == pytest.approx(psnr(out_p, gt_p, y_channel=True), abs=1e-12)
         assert r["psnr_rgb"] != b["psnr_rgb"]
@@ -224,7 +224,7 @@ def test_release_pads_to_8_even_when_the_model_needs_16() -> None:
         with torch.no_grad():
             full = model(torch.from_numpy(lq_16).permute(2, 0, 1)[None].float())
         assert full.shape[-2:] == (48, 64)
-        outs[mode] = irconstyle.metrics.ssim(full[..., :48, :56], gt_8)
+        outs[mode] = irconstyle.evaluation.metrics.ssim(full[..., :48, :56], gt_8)
     assert res["images"][0]["ssim_rgb"] == pytest.approx(outs["constant"], abs=1e-12)
     assert outs["reflect"] != pytest.approx(outs["constant"], abs=1e-9)  # the check can fail
 

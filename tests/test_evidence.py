@@ -1,4 +1,4 @@
-"""irconstyle.evidence: the committed evidence (results/, experiments/*.yml) is found the
+"""irconstyle.book.evidence: the committed evidence (results/, experiments/*.yml) is found the
 same way in the clone and from a wheel installed elsewhere, and equals the repository's
 files byte for byte, so the book cannot show one thing in the clone and another on Colab."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 from setuptools import find_namespace_packages
 
-from irconstyle import evidence
+from irconstyle.book import evidence
 from irconstyle.experiments import load_records, load_spec
 from irconstyle.experiments.claims import load_ledger
 from notebook_runs import build_wheel
@@ -25,8 +25,8 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPED = {evidence.RESULTS_PACKAGE: "results", evidence.EXPERIMENTS_PACKAGE: "experiments"}
-PREFIX = {"irconstyle/evidence/results/": "results/",
-          "irconstyle/evidence/experiments/": "experiments/"}
+PREFIX = {"irconstyle/book/evidence/results/": "results/",
+          "irconstyle/book/evidence/experiments/": "experiments/"}
 
 
 def git_listed() -> list[str]:
@@ -37,7 +37,7 @@ def git_listed() -> list[str]:
 
 
 def expected_evidence() -> set[str]:
-    """What irconstyle.evidence should expose: every listed file of results/ except the
+    """What irconstyle.book.evidence should expose: every listed file of results/ except the
     folders that are not evidence and the package's own __init__.py; experiments/*.yml."""
     names = set()
     for rel in git_listed():
@@ -134,7 +134,7 @@ def test_what_is_not_evidence_is_refused() -> None:
 
 
 def test_an_install_without_the_evidence_packages_says_how_to_fix_it(monkeypatch) -> None:
-    monkeypatch.setattr(evidence, "RESULTS_PACKAGE", "irconstyle.evidence.no_such_package")
+    monkeypatch.setattr(evidence, "RESULTS_PACKAGE", "irconstyle.book.evidence.no_such_package")
     with pytest.raises(evidence.EvidenceMissing, match=r"pip install -e \."):
         evidence.records("cpu_campaign")
 

@@ -12,7 +12,7 @@ from irconstyle.cli import main
 from irconstyle.experiments.records import write_record
 from irconstyle.experiments.summary import (compare_to_reference, describe_difference,
                                             experiment_summary)
-from irconstyle.stats import paired_bootstrap_ci, random_effects_ci
+from irconstyle.experiments.stats import paired_bootstrap_ci, random_effects_ci
 
 N_IMAGES = 5
 

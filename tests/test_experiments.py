@@ -14,11 +14,11 @@ import yaml
 
 from irconstyle.cli import main
 from irconstyle.data import build_dataset
-from irconstyle.evaluate import load_model
+from irconstyle.evaluation.evaluate import load_model
 from irconstyle.experiments import load_records, load_spec, plan, run_experiment
 from irconstyle.experiments.records import loss_curves, write_record
 from irconstyle.experiments.spec import run_config, run_keys
-from irconstyle.metrics import psnr, ssim
+from irconstyle.evaluation.metrics import psnr, ssim
 from irconstyle.train import ConfigError, Trainer
 
 TEST_SET = {"kind": "minibench", "kwargs": {"task": "denoise", "sigma": 25, "max_side": 48}}

@@ -14,7 +14,7 @@ import torch
 
 from golden import fill_tensor, golden_state_dict, rel_err
 from irconstyle import ConStyle, build_model, content_loss, infonce_loss, style_loss
-from irconstyle.release import load_release_checkpoint
+from irconstyle.checkpoints.release import load_release_checkpoint
 
 CONSTYLE_MODELS = ["constyle_nafnet", "constyle_restormer"]
 ORIGINAL_MODELS = ["nafnet", "restormer"]

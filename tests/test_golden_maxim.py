@@ -9,7 +9,7 @@ import torch
 
 from golden import rel_err
 from irconstyle import build_model
-from irconstyle.release import (RELEASE_DEAD_KEYS, ReleaseCheckpointError, convert_release_state_dict,
+from irconstyle.checkpoints.release import (RELEASE_DEAD_KEYS, ReleaseCheckpointError, convert_release_state_dict,
                                 load_release_checkpoint)
 
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from golden import rel_err
 from irconstyle import build_model
 from irconstyle.nets.nafnet import NAFNet
-from irconstyle.release import load_release_checkpoint
+from irconstyle.checkpoints.release import load_release_checkpoint
 
 # (golden name, model name, constructor arguments)
 CASES = [

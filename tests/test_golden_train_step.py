@@ -30,7 +30,7 @@ import pytest
 import torch
 
 from golden import fill_tensor
-from irconstyle.release import load_release_checkpoint, rename_release_key
+from irconstyle.checkpoints.release import load_release_checkpoint, rename_release_key
 from irconstyle.train import Trainer, load_config
 
 MODEL = "constyle_nafnet"

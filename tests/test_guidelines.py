@@ -85,7 +85,7 @@ def test_half_ablation_keeps_one_part_live_and_the_other_constant(inject: str) -
 
 
 def test_code_only_encoder_still_trains_with_its_losses() -> None:
-    from irconstyle.losses import restoration_loss
+    from irconstyle.method.losses import restoration_loss
     torch.manual_seed(0)
     model = build_model("constyle_nafnet", constyle_inject="code",
                         constyle_kwargs=dict(queue_size=8), **TINY).train()

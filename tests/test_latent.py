@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from irconstyle import ConStyle
-from irconstyle.analysis.latent import collect_codes, project_2d, separation_scores
+from irconstyle.evaluation.latent import collect_codes, project_2d, separation_scores
 
 
 def test_collect_codes_restores_mode_and_shapes() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from irconstyle import ConStyle, build_model
-from irconstyle.losses import (LossWeights, content_loss, gram, infonce_loss, restoration_loss,
+from irconstyle.method.losses import (LossWeights, content_loss, gram, infonce_loss, restoration_loss,
                                style_loss)
 
 

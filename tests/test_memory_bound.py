@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import irconstyle
-from irconstyle import tiling
-from irconstyle.evaluate import restore
-from irconstyle.tiling import FEATURE_MARGIN, ImageTooLargeError, estimate_forward_bytes, tiled_forward
+from irconstyle.evaluation import tiling
+from irconstyle.evaluation.evaluate import restore
+from irconstyle.evaluation.tiling import FEATURE_MARGIN, ImageTooLargeError, estimate_forward_bytes, tiled_forward
 
 TINY = dict(width=8, left_blk_num=(1, 1, 1), bottom_blk_num=1, right_blk_num=(1, 1, 1),
             constyle_train=False)
@@ -76,7 +76,7 @@ def test_restore_s_allocator_setting_gives_freed_buffers_back() -> None:
     heap.  In a child process, since the setting is process-wide."""
     code = textwrap.dedent("""
         import torch
-        from irconstyle.tiling import return_freed_memory
+        from irconstyle.evaluation.tiling import return_freed_memory
 
         def rss():
             with open("/proc/self/statm") as f:

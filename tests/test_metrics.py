@@ -11,7 +11,7 @@ from scipy import ndimage, signal
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from irconstyle.metrics import (gaussian_window, psnr, rgb_to_y, rgb_to_y_matlab, ssim,
+from irconstyle.evaluation.metrics import (gaussian_window, psnr, rgb_to_y, rgb_to_y_matlab, ssim,
                                 ssim_matlab, to_uint8)
 
 SK_SSIM = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)

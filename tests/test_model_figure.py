@@ -14,9 +14,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from irconstyle.model_figure import BACKBONES, VARIANTS, backbone_variants, variant_bars  # noqa: E402
+from irconstyle.book.model_figure import BACKBONES, VARIANTS, backbone_variants, variant_bars  # noqa: E402
 from irconstyle.results import load_result  # noqa: E402
-from irconstyle.zoo import model_names  # noqa: E402
+from irconstyle.nets.zoo import model_names  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -170,7 +170,7 @@ def _conv_linear_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
 
 @pytest.mark.parametrize("name", ["plain", "constyle_plain"])
 def test_model_table_counts_macs_and_parameters(name: str) -> None:
-    from irconstyle.summary import model_table
+    from irconstyle.nets.model_table import model_table
 
     [row] = model_table([name], input_size=(1, 3, 16, 16), time_cpu=False, overrides=TINY)
     model = tiny(name)
@@ -182,7 +182,7 @@ def test_model_table_counts_macs_and_parameters(name: str) -> None:
 
 
 def test_summarize_is_a_torchinfo_table() -> None:
-    from irconstyle.summary import summarize
+    from irconstyle.nets.model_table import summarize
 
     text = summarize("constyle_restormer", input_size=(1, 3, 16, 16), depth=1,
                      **TINY["constyle_restormer"], constyle_train=False)

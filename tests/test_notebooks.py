@@ -35,7 +35,7 @@ IGNORE_TAGS = ("nbval-ignore-output", "nbval-skip")
 # output types nbval leaves out of the comparison (pixels of a figure)
 UNCOMPARED_MIME = ("image/png", "image/jpeg")
 # text/html, SVG, LaTeX would be compared byte for byte; Markdown is allowed because the
-# package writes it (irconstyle.report.Table), the same on every machine and pandas version
+# package writes it (irconstyle.experiments.report.Table), the same on every machine and pandas version
 COMPARED_MIME_ALLOWED = ("text/plain", "text/markdown")
 
 
@@ -141,7 +141,7 @@ def test_every_notebook_fixes_its_thread_count() -> None:
 def test_compared_outputs_are_plain_text() -> None:
     """No output nbval would compare byte for byte other than text and the package's own
     Markdown: pandas' HTML tables (their markup changes with pandas' version) are shown
-    through irconstyle.report.Table instead."""
+    through irconstyle.experiments.report.Table instead."""
     for path in NOTEBOOKS:
         for i, cell in enumerate(code_cells(read(path))):
             if ignored(cell):

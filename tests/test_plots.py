@@ -16,8 +16,8 @@ from matplotlib.container import ErrorbarContainer  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from irconstyle.experiments.summary import ArmComparison  # noqa: E402
-from irconstyle.plots import loss_panels, paired_differences, restoration_panels  # noqa: E402
-from irconstyle.stats import paired_bootstrap_ci  # noqa: E402
+from irconstyle.book.plots import loss_panels, paired_differences, restoration_panels  # noqa: E402
+from irconstyle.experiments.stats import paired_bootstrap_ci  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -143,7 +143,7 @@ def test_restoration_panels_refuse_a_box_outside_an_image() -> None:
 
 
 def test_comparison_figure_one_panel_per_task_in_the_given_order() -> None:
-    from irconstyle.plots import comparison_figure
+    from irconstyle.book.plots import comparison_figure
     comps = [comparison("b", 0.3, seed=1), comparison("a", -0.2, seed=2),
              comparison("a", 0.1, task="derain", seed=3)]
     fig = comparison_figure(comps, title="t", order=["a", "b"], margin=0.1)

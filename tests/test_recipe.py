@@ -97,7 +97,7 @@ def test_mismatched_hold_out_is_refused(tmp_path):
 
 def test_release_presets_name_models_of_the_zoo():
     missing = {load_config(f"release/{n}").model.name for n in RELEASE_TABLE} - set(model_names())
-    assert not missing, f"models not in irconstyle.zoo: {sorted(missing)}"
+    assert not missing, f"models not in irconstyle.nets.zoo: {sorted(missing)}"
 
 
 def test_release_recipe_lr_values():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from irconstyle import build_model
-from irconstyle.release import (RELEASE_KEY_RULES, ReleaseCheckpointError, load_release_checkpoint,
+from irconstyle.checkpoints.release import (RELEASE_KEY_RULES, ReleaseCheckpointError, load_release_checkpoint,
                                 rename_release_key)
 
 MODELS = ["constyle_nafnet", "nafnet", "constyle_restormer", "restormer"]

@@ -33,12 +33,12 @@ import irconstyle
 from irconstyle import build_model, model_names
 from irconstyle.cli import main as cli_main
 from irconstyle.data import ImageError, build_dataset, read_image
-from irconstyle.evaluate import read_input, restore
-from irconstyle.metrics import psnr, ssim, ssim_matlab
+from irconstyle.evaluation.evaluate import read_input, restore
+from irconstyle.evaluation.metrics import psnr, ssim, ssim_matlab
 from irconstyle.nets.padding import crop_to, pad_to_multiple
-from irconstyle.tiling import FEATURE_MARGIN, tiled_forward
+from irconstyle.evaluation.tiling import FEATURE_MARGIN, tiled_forward
 from irconstyle.train import save_weights
-from irconstyle.weights import WeightsError, read_weights
+from irconstyle.checkpoints.weights import WeightsError, read_weights
 from test_models import TINY
 
 PKG = Path(irconstyle.__file__).resolve().parent

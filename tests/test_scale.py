@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from irconstyle import evidence
+from irconstyle.book import evidence
 from irconstyle.experiments.scale import scale_against_release
 from irconstyle.train import load_config
 

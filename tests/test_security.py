@@ -35,11 +35,11 @@ from irconstyle import build_model
 from irconstyle.cli import main as cli_main
 from irconstyle.data import UnsafeArchiveError, safe_extract
 from irconstyle.data.download import DownloadError
-from irconstyle.devices import fast_layout
-from irconstyle.evaluate import evaluate_checkpoint, load_model
-from irconstyle.release import ReleaseCheckpointError, load_release_checkpoint, read_release_file
+from irconstyle.runtime.devices import fast_layout
+from irconstyle.evaluation.evaluate import evaluate_checkpoint, load_model
+from irconstyle.checkpoints.release import ReleaseCheckpointError, load_release_checkpoint, read_release_file
 from irconstyle.train import load_checkpoint, load_weights, save_weights
-from irconstyle.weights import WeightsError, load_into, read_weights
+from irconstyle.checkpoints.weights import WeightsError, load_into, read_weights
 
 ROOT = Path(irconstyle.__file__).resolve().parents[1]
 AUDITED = [ROOT / "irconstyle", ROOT / "data_scripts"]

@@ -16,7 +16,7 @@ from scipy import stats as sps
 
 from irconstyle.experiments.cost import (RECIPE_STEPS, cost_table, device_hours, format_cost_table,
                                          from_record, from_throughput)
-from irconstyle.stats import (bootstrap_means, classify, format_table, holm, paired_bootstrap_ci,
+from irconstyle.experiments.stats import (bootstrap_means, classify, format_table, holm, paired_bootstrap_ci,
                               paired_ci, random_effects_ci, seed_t_ci, summarize,
                               variance_components)
 

@@ -1,5 +1,5 @@
 """The key-results boxes (issue 25.1): what book/intro.md and each science chapter hold is
-what irconstyle.evidence.synthesis generates from the committed records now; every number
+what irconstyle.book.evidence.synthesis generates from the committed records now; every number
 in a box moves when its record moves (none is typed); the writer changes the box and
 nothing else, and a second run changes nothing."""
 from __future__ import annotations
@@ -14,13 +14,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from irconstyle.evidence import synthesis
-from irconstyle.evidence.synthesis import Sources, box
+from irconstyle.book.evidence import synthesis
+from irconstyle.book.evidence.synthesis import Sources, box
 from irconstyle.experiments.summary import compare_to_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-WRITER = "python -m irconstyle.evidence.synthesis --write --only {}"
+WRITER = "python -m irconstyle.book.evidence.synthesis --write --only {}"
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from skimage import data
 from torch import nn
 
 import irconstyle
-from irconstyle.tiling import (_blend, _local_features, blend_window, tile_starts,
+from irconstyle.evaluation.tiling import (_blend, _local_features, blend_window, tile_starts,
                                tiled_forward)
 
 TINY = dict(width=8, left_blk_num=(1, 1, 1), bottom_blk_num=1, right_blk_num=(1, 1, 1))
@@ -192,7 +192,7 @@ def test_padded_window_equals_the_padded_image_s_window(h, w, factor, mode, data
     """Each tile's locally padded window equals the same window of the whole image padded
     by pad_to_multiple (reflect with its replicate fallback, or zeros)."""
     from irconstyle.nets.padding import pad_to_multiple
-    from irconstyle.tiling import _padded_index, padded_window
+    from irconstyle.evaluation.tiling import _padded_index, padded_window
 
     x = torch.rand(1, 2, h, w, generator=torch.Generator().manual_seed(h * 41 + w))
     full = pad_to_multiple(x, factor, mode=mode)

@@ -377,7 +377,7 @@ def test_constyle_losses_off_train_the_encoder_through_l1(tmp_path, memory):
     """Arm (b): loss weights 0 for InfoNCE, content and style.  The encoder then learns
     from L1 through the injection alone, so the momentum encoder and queue may be absent
     (``constyle_train: false``); the loss is L1 exactly."""
-    from irconstyle.losses import LossWeights
+    from irconstyle.method.losses import LossWeights
     kwargs = dict(TINY_NAFNET) if memory else dict(TINY_NAFNET, constyle_train=False)
     cfg = tiny_config(tmp_path, model=ModelConfig(name="constyle_nafnet", kwargs=kwargs),
                       loss=LossWeights(infonce=0.0, content=0.0, style=0.0), total_iters=2,
@@ -431,7 +431,7 @@ def test_the_training_step_never_reads_a_value_back_to_the_host(tmp_path, monkey
 def test_the_trainer_uses_the_fast_layout_and_kernel_on_the_cpu(tmp_path):
     """channels_last weights and AdamW's fused kernel on a CPU by default (what
     benchmarks/sidebyside.py measured to pay), and the plain path when configured off."""
-    from irconstyle.devices import fused_optimizer_supported
+    from irconstyle.runtime.devices import fused_optimizer_supported
     from irconstyle.train.config import OptimConfig
 
     tr = Trainer(tiny_config(tmp_path), train_set=SynthPairs())

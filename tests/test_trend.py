@@ -75,7 +75,7 @@ def test_trend_panel_draws_every_point():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from irconstyle.plots import trend_panel
+    from irconstyle.book.plots import trend_panel
 
     by_steps = {600: records(600, 0.3), 2400: records(2400, 0.5)}
     points = gap_trend(by_steps, task="derain", arm="constyle", baseline="ablated")

@@ -18,10 +18,10 @@ try:
     import pandas as pd
     from matplotlib.axes import Axes
 except ImportError as exc:  # the core package does not depend on them
-    raise ImportError("irconstyle.model_figure draws with matplotlib and pandas: install "
+    raise ImportError("irconstyle.book.model_figure draws with matplotlib and pandas: install "
                       "them with `pip install 'irconstyle[book]'`") from exc
 
-from .report import fmt
+from ..experiments.report import fmt
 
 __all__ = ["BACKBONES", "VARIANTS", "VARIANT_COLOURS", "backbone_variants", "variant_bars"]
 
@@ -63,7 +63,7 @@ def variant_bars(ax: Axes, values: pd.DataFrame, *, ylabel: str, decimals: int,
                  colours: Mapping[str, str] = VARIANT_COLOURS, width: float = 0.8) -> Axes:
     """Grouped bars on ``ax``: one group per row of ``values`` (left to right), one bar
     per column (in order, coloured by ``colours``), each bar labelled with its value at
-    ``decimals`` decimals (:func:`irconstyle.report.fmt`).  A NaN draws no bar and its
+    ``decimals`` decimals (:func:`irconstyle.experiments.report.fmt`).  A NaN draws no bar and its
     slot is labelled "none", so a missing network is never read as a zero."""
     if values.empty:
         raise ValueError("variant_bars: nothing to draw")

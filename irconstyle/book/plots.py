@@ -25,11 +25,11 @@ try:
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 except ImportError as exc:  # the core package does not depend on them
-    raise ImportError("irconstyle.plots draws with matplotlib, pandas and seaborn: install "
+    raise ImportError("irconstyle.book.plots draws with matplotlib, pandas and seaborn: install "
                       "them with `pip install 'irconstyle[book]'`") from exc
 
-from .experiments.summary import ArmComparison
-from .experiments.trend import TrendPoint
+from ..experiments.summary import ArmComparison
+from ..experiments.trend import TrendPoint
 
 __all__ = ["paired_differences", "comparison_figure", "loss_panels", "restoration_panels",
            "trend_panel"]

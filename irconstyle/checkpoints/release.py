@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from .constyle import MEMORY_KEYS
+from ..method.constyle import MEMORY_KEYS
 
 __all__ = ["RELEASE_KEY_RULES", "RELEASE_DEAD_KEYS", "ReleaseCheckpointError", "rename_release_key",
            "convert_release_state_dict", "load_release_checkpoint", "read_release_file"]
@@ -155,7 +155,7 @@ RELEASE_DEAD_KEYS: dict[str, re.Pattern] = {
     "constyle_maxim": re.compile(r"\.cross_gating_block\."),
 }
 
-# Model name (as in irconstyle.zoo) -> renaming rules.  Keys no rule matches keep
+# Model name (as in irconstyle.nets.zoo) -> renaming rules.  Keys no rule matches keep
 # their name (the original NAFNet's names are already ours).
 RELEASE_KEY_RULES: dict[str, list[Rule]] = {
     "constyle_nafnet": _TEMPLATE_RULES,

@@ -8,7 +8,7 @@ Formats (the file's content decides, not its extension):
 * ``.safetensors`` exports (one state dict; the metadata names the model, its
   keyword arguments and whether the weights are ``ema`` or ``raw``);
 * the authors' BasicSR checkpoints (``{"params": ..., "params_ema": ...}``): variants
-  ``raw``/``ema``, renamed by :func:`irconstyle.release.load_release_checkpoint`;
+  ``raw``/``ema``, renamed by :func:`irconstyle.checkpoints.release.load_release_checkpoint`;
 * a plain state dict: one variant, ``weights``.
 
 An inference build of a ConStyle model has no momentum encoder or queue; those keys
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .constyle import MEMORY_KEYS
+from ..method.constyle import MEMORY_KEYS
 
 __all__ = ["WeightsError", "Weights", "read_weights", "load_into", "check_zip_crc"]
 

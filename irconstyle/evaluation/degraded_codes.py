@@ -2,7 +2,7 @@
 degradations at several strengths, and the latent measures computed on them in the
 codes' own 128-d space (never on a 2-D projection).
 
-    from irconstyle.analysis.degraded_codes import encoder_from_weights, encode_degraded, measures
+    from irconstyle.evaluation.degraded_codes import encoder_from_weights, encode_degraded, measures
     codes = encode_degraded(encoder_from_weights("results/.../last.pt"))
     measures(codes)                       # raw codes, as the release enqueues them
     measures(codes, normalize=True)       # unit vectors, as standard MoCo
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..constyle import ConStyle
+from ..method.constyle import ConStyle
 from ..data import degrade as D
 from .latent import collect_codes, knn_accuracy_by_group, own_clean_distances, silhouette
 
@@ -97,7 +97,7 @@ def encode_degraded(encoder: torch.nn.Module, *, photos: tuple[list[Tensor], lis
                     strengths: dict[str, Sequence[float]] | None = None,
                     device: torch.device | str = "cpu") -> DegradedCodes:
     """Encode each photo clean and under every (degradation, strength) with ConStyle's
-    query encoder in eval mode (:func:`~irconstyle.analysis.latent.collect_codes`; a
+    query encoder in eval mode (:func:`~irconstyle.evaluation.latent.collect_codes`; a
     ``ConStyle`` or a model holding one).  ``photos``: (images, names); default the
     medium set's 12 test photos, which no training run sees."""
     if photos is None:
@@ -125,7 +125,7 @@ def encoder_from_weights(path: str | Path, variant: str | None = None) -> ConSty
     """ConStyle's query encoder from a weights file the project writes (a run's
     ``last.pt`` / ``best.pt`` or a ``.safetensors`` export): the ``constyle.encoder_q.*``
     tensors of the ``variant`` (default EMA when present) in an inference ConStyle."""
-    from ..weights import read_weights
+    from ..checkpoints.weights import read_weights
 
     w = read_weights(path)
     variant = variant or w.default_variant()

@@ -1,7 +1,7 @@
 """Run a restoration model on full images: restore (optionally tiled, optionally with
-the x8 self-ensemble) and score under a named protocol (:mod:`irconstyle.protocols`).
+the x8 self-ensemble) and score under a named protocol (:mod:`irconstyle.evaluation.protocols`).
 
-    from irconstyle.evaluate import evaluate, evaluation_dataset
+    from irconstyle.evaluation.evaluate import evaluate, evaluation_dataset
     result = evaluate(model, evaluation_dataset("minibench_denoise"),
                       protocol="basicsr", benchmark="minibench_denoise")
     result["mean"]  # {"psnr_rgb": ..., "ssim_rgb": ..., "psnr_y": ..., "ssim_y": ...}
@@ -25,14 +25,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .data.augment import dihedral, dihedral_inverse
-from .devices import fast_layout, model_device
-from .data.io import ImageError, IMAGE_EXTENSIONS, list_images, read_image, write_image
+from ..data.augment import dihedral, dihedral_inverse
+from ..runtime.devices import fast_layout, model_device
+from ..data.io import ImageError, IMAGE_EXTENSIONS, list_images, read_image, write_image
 from .metrics import to_uint8
-from .nets.padding import pad_to_multiple
+from ..nets.padding import pad_to_multiple
 from .protocols import convention, score
 from .tiling import check_untiled_fits, tiled_forward
-from .weights import Weights, load_into, read_weights
+from ..checkpoints.weights import Weights, load_into, read_weights
 
 __all__ = ["restore", "evaluate", "evaluate_checkpoint", "evaluation_dataset", "load_model",
            "write_results", "read_input", "collect_inputs", "check_inputs", "restore_files",
@@ -47,9 +47,9 @@ def restore(model: nn.Module, lq: Tensor, *, tile: int | None = None, overlap: i
             self_ensemble: bool = False) -> Tensor:
     """Restore a BCHW batch with ``model`` in eval mode (same size out).
 
-    ``tile``: run :func:`irconstyle.tiling.tiled_forward` with this tile size; without
+    ``tile``: run :func:`irconstyle.evaluation.tiling.tiled_forward` with this tile size; without
     it an image whose estimated memory exceeds what is available is refused
-    (:func:`irconstyle.tiling.check_untiled_fits`, MemoryError suggesting a tile).
+    (:func:`irconstyle.evaluation.tiling.check_untiled_fits`, MemoryError suggesting a tile).
     ``self_ensemble``: average the 8 dihedral transforms, each restored by a full
     forward (ConStyle included: the release's ensemble called the network without
     ConStyle's inputs, bug B12) and transformed back.
@@ -136,7 +136,7 @@ def evaluation_dataset(benchmark: str, *, data_root: str | os.PathLike | None = 
       ``root`` or the two folders; dehazing pairs hazy ``lq_dir`` with clean ``gt_dir``
       by ID.
     """
-    from .data import build_dataset
+    from ..data import build_dataset
     from .protocols import BENCHMARKS, canonical_name
 
     name = canonical_name(benchmark)
@@ -145,7 +145,7 @@ def evaluation_dataset(benchmark: str, *, data_root: str | os.PathLike | None = 
     task = BENCHMARKS[name].task
     noise = dict(sigma=sigma, reference_noise=reference_noise) if task == "denoise" else {}
     if data_root is not None:
-        from .data import benchmark_dataset
+        from ..data import benchmark_dataset
 
         return benchmark_dataset(_DATA_NAMES.get(name, name), data_root, split="test", **noise)
     if task == "denoise":
@@ -280,9 +280,9 @@ def load_model(name: str | None = None, weights: str | os.PathLike | Weights | N
     by ``kwargs``.  ConStyle models are built without the momentum encoder and queue
     (``constyle_train=False``) unless ``kwargs`` says otherwise.  ``variant``: ``ema``
     (the default when present), ``raw`` or ``weights``.  The model comes in the memory
-    layout that is fastest on its device (:func:`irconstyle.devices.fast_layout`).
+    layout that is fastest on its device (:func:`irconstyle.runtime.devices.fast_layout`).
     """
-    from .zoo import build_model
+    from ..nets.zoo import build_model
 
     w = weights if isinstance(weights, Weights) or weights is None else read_weights(weights)
     name = name or (w.model_name if w is not None else None)

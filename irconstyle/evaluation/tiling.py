@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .nets.padding import check_input, crop_to, pad_to_multiple
+from ..nets.padding import check_input, crop_to, pad_to_multiple
 
 __all__ = ["tiled_forward", "tile_starts", "blend_window", "FEATURE_MARGIN", "ENCODE_MAX_PIXELS",
            "estimate_forward_bytes", "available_memory_bytes", "check_untiled_fits",

@@ -1,6 +1,6 @@
 """Experiments: an experiment file (arms x seeds x tasks), a runner that writes one
 JSON record per run, and reading the records back.  Statistics over the records:
-:mod:`irconstyle.stats`; the claims ledger: :mod:`.claims`; training cost: :mod:`.cost`."""
+:mod:`irconstyle.experiments.stats`; the claims ledger: :mod:`.claims`; training cost: :mod:`.cost`."""
 from .records import load_records, read_record, write_record
 from .runner import ExperimentResult, plan, run_experiment
 from .spec import ArmSpec, EvalSet, ExperimentSpec, RunKey, TaskSpec, load_spec, run_keys

@@ -22,7 +22,7 @@ from typing import Literal
 import yaml
 
 from .. import results as package_results
-from ..stats import classify, holm, paired_bootstrap_ci, random_effects_ci, seed_t_ci
+from .stats import classify, holm, paired_bootstrap_ci, random_effects_ci, seed_t_ci
 from ..train.config import ConfigError, _from_dict
 from .cost import RECIPE_STEPS
 from .pairing import check_pairable
@@ -38,7 +38,7 @@ RULE = """\
 Each comparison is arm minus baseline, on one task, one metric (default PSNR on RGB) of
 one set of weights (default EMA), over the test images and the seeds both arms have.
 kind 'difference': the two-way (seeds x images) random-effects interval at 'level' with
-Satterthwaite's degrees of freedom (irconstyle.stats.random_effects_ci; the seeds are the
+Satterthwaite's degrees of freedom (irconstyle.experiments.stats.random_effects_ci; the seeds are the
 unit that repeats, so with 5 seeds the interval uses t with about 4 df).  The seed-level t
 interval and the two-way bootstrap (n_boot and seed below) are shown beside it, not used.
 With 'margin' (in the metric's unit) the comparison is

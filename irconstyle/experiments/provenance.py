@@ -1,4 +1,4 @@
-"""Provenance of one experiment run: :func:`irconstyle.summary.provenance` (command,
+"""Provenance of one experiment run: :func:`irconstyle.runtime.environment.provenance` (command,
 git commit and dirty flag, environment) plus what decides a trained network's numbers:
 a hash of the package's source, the torch / CUDA / cuDNN versions, the device, the
 compute dtype, the TF32 switches and the thread count.  No hostname, no user name."""
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..summary import provenance as base_provenance
+from ..runtime.environment import provenance as base_provenance
 
 __all__ = ["package_hash", "package_modified", "run_provenance"]
 
@@ -66,7 +66,7 @@ def _device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return "Apple MPS"
-    from ..summary import environment
+    from ..runtime.environment import environment
     return f"cpu ({environment()['processor']})"
 
 

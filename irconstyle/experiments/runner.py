@@ -27,8 +27,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import build_dataset, dataset_kinds
-from ..evaluate import METRIC_KEYS, evaluate
-from ..summary import count_parameters
+from ..evaluation.evaluate import METRIC_KEYS, evaluate
+from ..nets.model_table import count_parameters
 from ..train.config import ConfigError, TrainConfig, config_to_dict
 from ..train.recipe import resolve_config
 from ..train.trainer import Trainer
@@ -101,14 +101,14 @@ def _test_dataset(test: EvalSet):
 
 def _benchmark(test: EvalSet, task: str) -> str:
     # "minibench_*" selects BasicSR's metrics on the true size: our synthetic sets'
-    # convention (irconstyle.protocols); a named benchmark selects its own.
+    # convention (irconstyle.evaluation.protocols); a named benchmark selects its own.
     return test.benchmark or f"minibench_{task}"
 
 
 def _codes(model: torch.nn.Module, data, device: torch.device) -> dict | None:
     if getattr(model, "constyle", None) is None:
         return None
-    from ..analysis.latent import collect_codes
+    from ..evaluation.latent import collect_codes
 
     items = [(item["lq"], str(item.get("name", i))) for i, item in enumerate(data)]
     codes, names = collect_codes(model, items, device=device)

@@ -12,7 +12,7 @@ from inspect import signature
 
 from ..data.medium import medium_photos
 from ..train import load_config, resolve_config
-from .. import zoo
+from ..nets import zoo
 from .spec import ExperimentSpec, RunKey, run_config
 
 __all__ = ["ScaleComparison", "scale_against_release"]

@@ -52,7 +52,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 class EvalSet:
     """The held-out evaluation set: ``build_dataset(kind, split="test", **kwargs)``.
 
-    ``benchmark`` names the scoring convention (:func:`irconstyle.protocols.convention`);
+    ``benchmark`` names the scoring convention (:func:`irconstyle.evaluation.protocols.convention`);
     ``None`` = BasicSR's metrics on the true size, the convention of our synthetic sets."""
 
     kind: str = "minibench"
@@ -97,7 +97,7 @@ class ExperimentSpec:
     budget_minutes: float | None = None  # stop before starting a run past this
     save_codes: bool = False      # ConStyle codes of the test images in each record
     score_test: bool = True       # False: a pilot scored on validation only (no test metrics)
-    protocol: str = "basicsr"     # irconstyle.protocols.PROTOCOLS
+    protocol: str = "basicsr"     # irconstyle.evaluation.protocols.PROTOCOLS
     description: str = ""
     root: str = "."               # folder relative paths are read from (the file's)
 
@@ -188,7 +188,7 @@ def spec_from_dict(data: dict, where: str = "<dict>", root: str | Path = ".") ->
                               "level or in the task)")
     if spec.budget_minutes is not None and spec.budget_minutes <= 0:
         raise ConfigError(f"{where}: budget_minutes must be > 0, got {spec.budget_minutes}")
-    from ..protocols import PROTOCOLS
+    from ..evaluation.protocols import PROTOCOLS
     if spec.protocol not in PROTOCOLS:
         raise ConfigError(f"{where}: protocol must be one of {list(PROTOCOLS)}, got {spec.protocol!r}")
     return spec

@@ -1,6 +1,6 @@
 """The generated summary of an experiment: every arm against a reference arm, per task,
 with paired intervals (the two-way random-effects interval by default,
-:mod:`irconstyle.stats`), from whatever records exist.
+:mod:`irconstyle.experiments.stats`), from whatever records exist.
 
 ``irconstyle experiment FILE --summary`` writes it (``summary.md`` for a person,
 ``summary.json`` for a program) into the experiment's ``out_dir``; the book's notebooks
@@ -22,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..report import Table
-from ..stats import Method, PairedCI, classify, paired_ci
+from .report import Table
+from .stats import Method, PairedCI, classify, paired_ci
 from .cost import RECIPE_STEPS
 from .pairing import check_pairable
 from .records import load_records
@@ -98,7 +98,7 @@ def compare_to_reference(records: Sequence[dict], reference: str, *,
                          test: str | None = None,
                          reference_first: bool = False) -> list[ArmComparison]:
     """Every arm of ``records`` (in ``arms`` order when given) against ``reference`` on each
-    task, with the interval of ``method`` (:func:`irconstyle.stats.paired_ci`), on the
+    task, with the interval of ``method`` (:func:`irconstyle.experiments.stats.paired_ci`), on the
     task's test set or (``test``) one of its ``extra_tests``: arm minus reference, or
     reference minus arm with ``reference_first``.  The reference's records come from ``reference_records`` when given (another
     experiment: each pair is checked by ``check_pairable``), else from ``records``.  A task
@@ -136,7 +136,7 @@ def describe_difference(ci: PairedCI | None, *, arm: str, reference: str,
                         unit: str = "dB", margin: float = 0.1) -> str:
     """What the interval of ``arm - reference`` lets a reader conclude, in words generated
     from the interval itself (so the sentence stays true whatever the records say), by the
-    ledger's rule (:func:`irconstyle.stats.classify`): an interval inside ``(-margin,
+    ledger's rule (:func:`irconstyle.experiments.stats.classify`): an interval inside ``(-margin,
     +margin)`` is a negligible effect, whatever its sign; otherwise its side of 0 decides,
     and an interval across 0 resolves nothing (it is not evidence of no effect)."""
     if ci is None:
@@ -280,9 +280,9 @@ def experiment_summary(path: str | os.PathLike, *, reference: str | None = None,
 
 _METHOD_TEXT = {
     "random_effects": "95% two-way random-effects interval over seeds and images with "
-                      "Satterthwaite's degrees of freedom (irconstyle.stats.random_effects_ci).",
-    "seed_t": "95% t interval over the per-seed mean differences (irconstyle.stats.seed_t_ci).",
-    "bootstrap": "95% paired two-way bootstrap interval (irconstyle.stats.paired_bootstrap_ci, "
+                      "Satterthwaite's degrees of freedom (irconstyle.experiments.stats.random_effects_ci).",
+    "seed_t": "95% t interval over the per-seed mean differences (irconstyle.experiments.stats.seed_t_ci).",
+    "bootstrap": "95% paired two-way bootstrap interval (irconstyle.experiments.stats.paired_bootstrap_ci, "
                  "{n_boot} replicates, seed {bootstrap_seed}).",
 }
 

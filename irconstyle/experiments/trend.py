@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 
 from scipy import stats as _st
 
-from ..stats import PairedCI, classify
+from .stats import PairedCI, classify
 from .summary import compare_to_reference
 
 __all__ = ["TrendPoint", "GapChange", "gap_trend", "gap_change", "describe_trend"]

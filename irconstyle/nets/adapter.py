@@ -29,7 +29,7 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..constyle import ConStyle, ConStyleOutput
+from ..method.constyle import ConStyle, ConStyleOutput
 from .padding import check_input, crop_to, pad_to_multiple
 from .unet import ConStyleInjection, TrainOutput
 

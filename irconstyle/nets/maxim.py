@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..constyle import ConStyle
+from ..method.constyle import ConStyle
 from .unet import ConStyleInjection, DownConcat, RestorationUNet, UpConcat
 
 __all__ = [

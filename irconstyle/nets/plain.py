@@ -12,7 +12,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from ..constyle import ConvAct
+from ..method.constyle import ConvAct
 from .unet import RestorationUNet, build_general_unet
 
 __all__ = ["PlainBlock", "constyle_plain"]

@@ -45,7 +45,7 @@ from typing import Callable, Literal, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..constyle import ConStyle, ConStyleOutput, ConvAct
+from ..method.constyle import ConStyle, ConStyleOutput, ConvAct
 from .padding import check_input, crop_to, pad_to_multiple
 
 __all__ = [

@@ -12,11 +12,11 @@ from typing import Callable
 
 from torch import nn
 
-from .nets.maxim import MAXIM, constyle_maxim
-from .nets.nafnet import NAFNet, constyle_nafnet
-from .nets.plain import constyle_plain
-from .nets.restormer import Restormer, constyle_restormer
-from .nets.unet import ablate_constyle
+from .maxim import MAXIM, constyle_maxim
+from .nafnet import NAFNet, constyle_nafnet
+from .plain import constyle_plain
+from .restormer import Restormer, constyle_restormer
+from .unet import ablate_constyle
 
 __all__ = ["MODELS", "build_model", "model_names", "NAFNET_PRESETS"]
 

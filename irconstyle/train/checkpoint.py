@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..weights import read_weights, tensors_sha256
+from ..checkpoints.weights import read_weights, tensors_sha256
 
 __all__ = ["save_checkpoint", "load_checkpoint", "remove_stale_temporaries", "rng_state",
            "set_rng_state", "save_weights", "load_weights", "SLOW_WRITE_ENV"]
@@ -140,7 +140,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike,
 
 def load_weights(model: nn.Module, path: str | os.PathLike, *, strict: bool = True) -> nn.Module:
     """Load ``.safetensors`` weights into ``model`` (read and checked against their
-    recorded SHA-256 by :func:`irconstyle.weights.read_weights`)."""
+    recorded SHA-256 by :func:`irconstyle.checkpoints.weights.read_weights`)."""
     weights = read_weights(path)
     if weights.format != "safetensors":
         raise ValueError(f"{path}: expected a .safetensors file, found a {weights.format} file")

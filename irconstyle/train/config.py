@@ -23,7 +23,7 @@ from typing import Any, Literal, Sequence, Union
 
 import yaml
 
-from ..losses import LossWeights
+from ..method.losses import LossWeights
 
 __all__ = [
     "ModelConfig", "ConStyleConfig", "HoldOutConfig", "DataConfig", "DataSplits", "OptimConfig",
@@ -53,7 +53,7 @@ class ConStyleConfig:
     Two switches test the paper's guidelines (defaults: the release):
 
     * ``negatives``: ``queue`` (the release, guideline 1's "additional data structure")
-      or ``batch`` (in-batch negatives, no queue: :class:`irconstyle.constyle.ConStyle`);
+      or ``batch`` (in-batch negatives, no queue: :class:`irconstyle.method.constyle.ConStyle`);
     * ``pretext``: ``restoration`` (the release, guideline 3: the momentum encoder sees
       the clean image, the positive of the degraded query) or ``instance`` (instance
       discrimination as DASR / AirNet: the momentum encoder sees another view of the same

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from ..data.sampling import item_generator
-from ..devices import resolve_device
+from ..runtime.devices import resolve_device
 
 __all__ = ["DistInfo", "init_distributed", "pick_device", "barrier", "EpochShardSampler"]
 

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..constyle import ConStyle
+from ..method.constyle import ConStyle
 
 __all__ = ["ModelEMA"]
 

@@ -36,17 +36,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..constyle import MEMORY_KEYS
+from ..method.constyle import MEMORY_KEYS
 from ..data import build_dataset
 from ..data.holdout import HeldOut
 from ..data.augment import DIHEDRAL_COUNT, dihedral
 from ..data.sampling import item_generator, seed_worker
-from ..devices import channels_last_pays, fused_optimizer_supported
-from ..losses import LossTerms, restoration_loss
-from ..metrics import psnr
+from ..runtime.devices import channels_last_pays, fused_optimizer_supported
+from ..method.losses import LossTerms, restoration_loss
+from ..evaluation.metrics import psnr
 from ..nets.padding import finite_check
-from ..profiles import seed_everything
-from ..zoo import build_model
+from ..runtime.profiles import seed_everything
+from ..nets.zoo import build_model
 from .checkpoint import (load_checkpoint, remove_stale_temporaries, rng_state, save_checkpoint,
                          save_weights, set_rng_state)
 from .config import ConfigError, TrainConfig, config_from_yaml_text, config_to_dict, config_to_yaml

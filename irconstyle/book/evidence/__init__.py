@@ -27,19 +27,19 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..experiments.claims import Ledger
-from ..experiments.claims import load_ledger as _load_ledger
-from ..experiments.records import load_records, read_record
-from ..experiments.spec import ExperimentSpec
-from ..experiments.spec import load_spec as _load_spec
+from ...experiments.claims import Ledger
+from ...experiments.claims import load_ledger as _load_ledger
+from ...experiments.records import load_records, read_record
+from ...experiments.spec import ExperimentSpec
+from ...experiments.spec import load_spec as _load_spec
 
 __all__ = ["RESULTS_PACKAGE", "EXPERIMENTS_PACKAGE", "NOT_EVIDENCE", "EvidenceMissing",
            "results_root", "experiments_root", "path", "exists", "label", "experiment_names",
            "portable", "records", "record", "describe", "summary", "read_json", "ledger_path", "ledger",
            "latent", "latent_codes", "spec_path", "spec", "files"]
 
-RESULTS_PACKAGE = "irconstyle.evidence.results"          # the repository's results/
-EXPERIMENTS_PACKAGE = "irconstyle.evidence.experiments"  # the repository's experiments/
+RESULTS_PACKAGE = "irconstyle.book.evidence.results"          # the repository's results/
+EXPERIMENTS_PACKAGE = "irconstyle.book.evidence.experiments"  # the repository's experiments/
 # Folders of results/ that are not evidence: excluded from the wheel (pyproject.toml's
 # exclude-package-data) and refused here, so a clone and a wheel expose the same files.
 NOT_EVIDENCE = ("pending", "runs")
@@ -193,8 +193,8 @@ def latent(name: str = "codes") -> dict:
 
 def latent_codes(name: str = "codes") -> dict:
     """``results/latent/<name>.npz``: the raw codes, one
-    :class:`irconstyle.analysis.degraded_codes.DegradedCodes` per encoder."""
-    from ..analysis.degraded_codes import load_codes  # numpy + the analysis module, on demand
+    :class:`irconstyle.evaluation.degraded_codes.DegradedCodes` per encoder."""
+    from ...evaluation.degraded_codes import load_codes  # numpy + the analysis module, on demand
 
     return load_codes(path(f"latent/{_one_folder(name)}.npz"))
 

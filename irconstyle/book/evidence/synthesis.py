@@ -3,7 +3,7 @@ says, what was measured, at what scale and with what confidence, one sentence a 
 
 Every number in a box is formatted here from the committed evidence (the claims ledger, the
 run records, the latent measures), never typed, so a box cannot drift from its records:
-``python -m irconstyle.evidence.synthesis --write`` puts the boxes into ``book/intro.md``
+``python -m irconstyle.book.evidence.synthesis --write`` puts the boxes into ``book/intro.md``
 (between :data:`START` and :data:`END`) and into each chapter's markdown cell tagged
 :data:`TAG`, and tests/test_synthesis.py fails when the book holds anything else.
 
@@ -25,12 +25,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..experiments.claims import VERDICTS, Claim, Comparison, Ledger
-from ..experiments.cost import RECIPE_STEPS
-from ..experiments.summary import ArmComparison, compare_to_reference
-from ..report import fmt
-from ..stats import PairedCI, classify, random_effects_ci, seed_t_ci
-from ..train.config import ConStyleConfig
+from ...experiments.claims import VERDICTS, Claim, Comparison, Ledger
+from ...experiments.cost import RECIPE_STEPS
+from ...experiments.summary import ArmComparison, compare_to_reference
+from ...experiments.report import fmt
+from ...experiments.stats import PairedCI, classify, random_effects_ci, seed_t_ci
+from ...train.config import ConStyleConfig
 
 if TYPE_CHECKING:  # pandas is a dependency of the book, not of the package
     import pandas as pd
@@ -54,7 +54,7 @@ TRAINED_ON = {"denoise": "noise", "deblur": "blur", "derain": "rain", "dehaze": 
 
 
 class Sources:
-    """What the boxes read: the committed evidence (:mod:`irconstyle.evidence`) unless a test
+    """What the boxes read: the committed evidence (:mod:`irconstyle.book.evidence`) unless a test
     hands in its own ledger, records (by experiment folder) or latent measures."""
 
     def __init__(self, *, ledger: Ledger | None = None,
@@ -160,7 +160,7 @@ def _header(title: str = "Key results") -> list[str]:
 
 def _preamble(src: Sources, notation: str) -> str:
     led = src.ledger()
-    return ("Generated from the committed records by `python -m irconstyle.evidence.synthesis "
+    return ("Generated from the committed records by `python -m irconstyle.book.evidence.synthesis "
             "--write`. Differences are the paper's choice minus the alternative (notation: "
             f"{{doc}}`{notation}`): PSNR on RGB in dB of the EMA weights, the mean over seeds and "
             f"test photos with its {fmt(100 * led.level, 0)}% interval over both (the seed is the "
@@ -874,15 +874,15 @@ def stale(book: str | Path = "book", *, only: Sequence[str] | None = None,
             held = notebook_box(where)
         if held is None:
             out.append(f"{where}: no markdown cell tagged {TAG!r}; run `python -m "
-                       f"irconstyle.evidence.synthesis --write --only {key}`")
+                       f"irconstyle.book.evidence.synthesis --write --only {key}`")
         elif held != box(key, src):
             out.append(f"{where}: the key-results box differs from the records; run `python -m "
-                       f"irconstyle.evidence.synthesis --write --only {key}`")
+                       f"irconstyle.book.evidence.synthesis --write --only {key}`")
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m irconstyle.evidence.synthesis",
+    p = argparse.ArgumentParser(prog="python -m irconstyle.book.evidence.synthesis",
                                 description="Write (or check) the book's key-results boxes.")
     p.add_argument("--write", action="store_true", help="write the boxes into the book")
     p.add_argument("--check", action="store_true", help="exit 1 if a box is not current")
