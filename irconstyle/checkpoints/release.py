@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..method.constyle import MEMORY_KEYS
+from .integrity import check_zip_crc
 
 __all__ = ["RELEASE_KEY_RULES", "RELEASE_DEAD_KEYS", "ReleaseCheckpointError", "rename_release_key",
            "convert_release_state_dict", "load_release_checkpoint", "read_release_file"]
@@ -190,8 +191,6 @@ def rename_release_key(model_name: str, key: str) -> str:
 def read_release_file(path: str | PathLike, *, param_key: str = "params_ema") -> dict[str, Tensor]:
     """Read a BasicSR checkpoint with ``weights_only=True`` and pick ``param_key``,
     falling back to ``params`` (fixes B16: the release always read ``params_ema``)."""
-    from .weights import check_zip_crc
-
     try:
         check_zip_crc(path)  # a damaged download would otherwise load silently
         obj = torch.load(path, map_location="cpu", weights_only=True)

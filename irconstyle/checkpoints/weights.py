@@ -16,10 +16,8 @@ are dropped from a training state dict when the model has no place for them.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +27,14 @@ import torch
 from torch import Tensor, nn
 
 from ..method.constyle import MEMORY_KEYS
+from .integrity import WeightsError, check_zip_crc, tensors_sha256
+from .release import ReleaseCheckpointError, load_release_checkpoint
 
+# WeightsError, check_zip_crc and tensors_sha256 live in .integrity (the authors' reader
+# needs them too); imported from here as before.
 __all__ = ["WeightsError", "Weights", "read_weights", "load_into", "check_zip_crc"]
 
 _PREFIXES = ("module.", "_orig_mod.")
-
-
-class WeightsError(ValueError):
-    """A weights file that cannot be read or does not fit the model; names the file."""
 
 
 @dataclass
@@ -77,36 +75,6 @@ def read_weights(path: str | os.PathLike) -> Weights:
         raise WeightsError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}"
                            f"{': ' + detail if detail else ''})") from exc
     return _interpret(obj, path)
-
-
-def check_zip_crc(path: str | os.PathLike) -> None:
-    """``torch.save`` writes a zip archive whose members carry CRC-32s, which
-    ``torch.load`` never checks: a flipped bit in the weights would load silently.
-    Verify them (one extra read of the file); not a zip (legacy format): nothing to do."""
-    if not zipfile.is_zipfile(path):
-        return
-    try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-    except Exception as exc:  # noqa: BLE001 - BadZipFile, zlib.error, OSError...
-        raise WeightsError(f"{path}: corrupt checkpoint archive ({type(exc).__name__}: "
-                           f"{exc})") from exc
-    if bad is not None:
-        raise WeightsError(f"{path}: corrupt checkpoint: member {bad!r} fails its CRC-32 check "
-                           "(a damaged copy; download or copy it again)")
-
-
-def tensors_sha256(tensors: Mapping[str, Tensor]) -> str:
-    """SHA-256 over names, dtypes, shapes and bytes of a state dict, in name order.
-
-    Safetensors has no checksum of its own; our exports store this digest in their
-    metadata (``sha256``) so a flipped bit in the tensor data is detected on reading."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def _read_safetensors(path: Path) -> Weights:
@@ -188,8 +156,6 @@ def load_into(model: nn.Module, weights: Weights, variant: str | None = None, *,
                            f"{', '.join(weights.variants)})")
     sd = weights.variants[variant]
     if weights.format == "release":
-        from .release import ReleaseCheckpointError, load_release_checkpoint
-
         name = model_name or weights.model_name
         if name is None:
             raise WeightsError(f"{weights.path}: an authors' checkpoint needs the model name")
