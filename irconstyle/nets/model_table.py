@@ -27,13 +27,9 @@ What is counted:
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import os
-import platform
 import statistics
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -41,8 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .zoo import build_model, model_names
 
-__all__ = ["count_parameters", "count_macs", "time_forward", "model_table", "environment",
-           "summarize"]
+__all__ = ["count_parameters", "count_macs", "time_forward", "model_table", "summarize"]
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
@@ -106,40 +101,6 @@ def time_forward(model: nn.Module, input_size: Sequence[int] = (1, 3, 256, 256),
             model(x)
             times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def environment() -> dict:
-    """Where the numbers were measured (recorded next to them in the JSON); the load
-    average says whether other processes shared the CPU."""
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "load_average_1m": load[0] if load else None,
-            "python": platform.python_version(), "machine": platform.machine(),
-            "processor": platform.processor() or platform.machine(),
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-
-
-def provenance(command: str) -> dict:
-    """What a result file records about its origin: the command, the git commit of the
-    checkout the package runs from (and whether its files differ from that commit), and
-    :func:`environment`.  Git is asked read-only, with fixed arguments and no shell."""
-    import subprocess  # noqa: PLC0415 - only result files need it
-
-    root = Path(__file__).resolve().parents[1]
-
-    def git(*args: str) -> subprocess.CompletedProcess | None:
-        try:
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                                  timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-
-    head = git("rev-parse", "HEAD")
-    commit = head.stdout.strip() if head is not None and head.returncode == 0 else None
-    dirty = git("diff-index", "--quiet", "HEAD", "--") if commit else None
-    return {"command": command, "git_commit": commit,
-            "git_worktree_modified": None if dirty is None else dirty.returncode == 1,
-            **environment(), "platform": platform.platform()}
 
 
 def model_table(names: Sequence[str] | None = None, *,
