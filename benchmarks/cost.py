@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shlex
 import statistics
 import sys
@@ -40,6 +39,7 @@ from torch.utils.data import Dataset
 
 from irconstyle.results import results_dir
 from irconstyle.runtime.environment import provenance
+from irconstyle.runtime.memory import maxrss_bytes
 from irconstyle.train import Trainer, load_config
 
 RELEASE_MODELS = ("constyle_nafnet", "nafnet", "constyle_restormer", "restormer",
@@ -100,7 +100,7 @@ def time_model(name: str, *, task: str, batch_size: int | None, steps: int, warm
         "seconds_per_step": round(statistics.median(times), 3),
         "seconds_per_image": round(statistics.median(times) / b, 4),
         "load_average_1m_before": load_before, "load_average_1m_after": _load(),
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "peak_rss_gib": round(maxrss_bytes() / 2**30, 2),
     }
 
 

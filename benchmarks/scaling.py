@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shlex
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ from irconstyle import build_model
 from irconstyle.runtime.devices import fast_layout, fused_optimizer_supported
 from irconstyle.method.losses import restoration_loss
 from irconstyle.runtime.environment import provenance
+from irconstyle.runtime.memory import peak_rss_bytes
 
 
 def _sync(device: torch.device) -> None:
@@ -105,26 +105,16 @@ def infer_points(name: str, kwargs: dict, device: torch.device, sizes: list[int]
     return rows
 
 
-def _peak_rss() -> int:
-    """This process's peak resident set: VmHWM, which starts afresh at exec (``ru_maxrss``
-    of a child carries its parent's peak over the exec, so it would hide the child's)."""
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def peak_child(name: str, kwargs: dict, size: int, threads: int) -> dict:
     """Run in a fresh process: the growth of the peak resident set over one forward."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = _fast(_build(name, kwargs, train=False), torch.device("cpu")).eval()
     lq = torch.rand(1, 3, size, size)
-    before = _peak_rss()
+    before = peak_rss_bytes()
     with torch.no_grad():
         model(lq)
-    after = _peak_rss()
+    after = peak_rss_bytes()
     return {"size": size, "peak_growth_bytes": after - before, "image_bytes": lq.numel() * 4}
 
 

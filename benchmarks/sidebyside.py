@@ -44,7 +44,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import resource
 import shlex
 import statistics
 import subprocess
@@ -63,6 +62,7 @@ from irconstyle.runtime.devices import channels_last_pays, fused_optimizer_suppo
 from irconstyle.method.losses import restoration_loss
 from irconstyle.checkpoints.release import load_release_checkpoint
 from irconstyle.runtime.environment import provenance
+from irconstyle.runtime.memory import maxrss_bytes, reset_peak, status_bytes
 
 MODELS = ["constyle_nafnet", "nafnet", "constyle_restormer", "restormer", "constyle_maxim", "maxim"]
 # Our zoo name -> (release arch file, class name).
@@ -388,31 +388,6 @@ def child_peak(args: argparse.Namespace, name: str, who: str, mode: str, size: i
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _status_bytes(field: str) -> int | None:
-    """A ``/proc/self/status`` memory field (VmRSS, VmHWM) in bytes; None off Linux."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> bool:
-    """Start the peak resident set afresh (Linux: ``5`` into ``clear_refs`` resets VmHWM),
-    so that building two models before the steps does not set the peak."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _maxrss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-
-
 def run_child(args: argparse.Namespace) -> None:
     spec = json.loads(args.child)
     device = torch.device("cpu")
@@ -426,11 +401,11 @@ def run_child(args: argparse.Namespace) -> None:
     import gc
 
     gc.collect()
-    if _reset_peak() and _status_bytes("VmHWM") is not None:
-        base = _status_bytes("VmRSS")
-        peak = lambda: _status_bytes("VmHWM")  # noqa: E731
+    if reset_peak() and status_bytes("VmHWM") is not None:
+        base = status_bytes("VmRSS")
+        peak = lambda: status_bytes("VmHWM")  # noqa: E731
     else:  # no /proc: ru_maxrss, which may still hold the build's peak
-        base, peak = _maxrss_bytes(), _maxrss_bytes
+        base, peak = maxrss_bytes(), maxrss_bytes
     with cuda_calls_are_noops(device):
         fn()
         fn()

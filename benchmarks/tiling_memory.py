@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shlex
 import subprocess
 import sys
@@ -39,13 +38,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def child(megapixels: float, tile: int, encode_max_pixels: int | None, allocator: str) -> dict:
     import irconstyle
     from irconstyle.evaluation.tiling import return_freed_memory, tiled_forward
+    from irconstyle.runtime.memory import maxrss_bytes
 
     if allocator == "fixed" and not return_freed_memory():
         raise RuntimeError("glibc's mallopt is not available here")
@@ -56,14 +52,15 @@ def child(megapixels: float, tile: int, encode_max_pixels: int | None, allocator
     h, w = side, int(side * 4 / 3) // 8 * 8  # a landscape photo's aspect, like the issue's
     h = int(megapixels * 1e6 / w)
     lq = torch.rand(1, 3, h, w)
-    base = _rss()
+    base = maxrss_bytes()
     t0 = time.perf_counter()
     out = tiled_forward(model, lq, tile=tile, **({"encode_max_pixels": encode_max_pixels}
                                                  if encode_max_pixels else {}))
     seconds = time.perf_counter() - t0
     assert out.shape == lq.shape
     return {"megapixels": h * w / 1e6, "height": h, "width": w, "tile": tile,
-            "baseline_bytes": base, "peak_bytes": _rss(), "growth_bytes": _rss() - base,
+            "baseline_bytes": base, "peak_bytes": maxrss_bytes(),
+            "growth_bytes": maxrss_bytes() - base,
             "image_bytes": lq.numel() * 4, "seconds": round(seconds, 1), "allocator": allocator}
 
 
