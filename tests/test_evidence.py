@@ -189,7 +189,7 @@ def test_the_wheel_reads_the_same_evidence_outside_the_clone(wheel: Path, tmp_pa
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout)
-    installed = site / "irconstyle" / "evidence"
+    installed = site / "irconstyle" / "book" / "evidence"
     assert Path(got["root"]) == installed / "results"
     # the experiment files keep their place beside results/: out_dir ../results/<name> holds
     assert Path(got["spec_out"]).resolve() == installed / "results" / "cpu_campaign"
