@@ -6,6 +6,10 @@ from .nets.zoo import build_model, model_names
 
 __version__ = "0.1.0"
 
+from . import _moved  # noqa: E402 - old module names, for one release
+
+_moved.install()
+
 __all__ = [
     "ConStyle", "ConStyleOutput", "Encoding", "StyleEncoder",
     "LossWeights", "content_loss", "infonce_loss", "restoration_loss", "style_loss",
