@@ -1,3 +1,3 @@
-"""What only the book and the benchmarks use: figures, the speed table, the committed evidence, the key-results boxes.
+"""What only the book and benchmarks use: figures, speed table, committed evidence, key results.
 May import: experiments, train, evaluation, checkpoints, nets, method, data, runtime, results.
 """

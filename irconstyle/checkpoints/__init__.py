@@ -1,3 +1,3 @@
-"""Checkpoints: reading and writing weights, ours (checkpoint, safetensors, state dict) and the authors' release.
+"""Checkpoints: reading and writing weights, ours (checkpoint, safetensors) and the authors'.
 May import: method, runtime.
 """

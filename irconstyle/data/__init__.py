@@ -1,7 +1,8 @@
 """Data: image I/O, synthetic degradations, the offline mini-benchmark, real benchmarks.
+May import: runtime.
 
-Layer 1 of the package: imports nothing from ``irconstyle.nets``, ``irconstyle.train``
-or the CLI. Entry point for training code: :func:`build_dataset`.
+A network knows no data set: nothing below training imports this folder but evaluation.
+Entry point for training code: :func:`build_dataset`.
 """
 from .augment import dihedral
 from .benchmarks import BENCHMARKS, Benchmark, Option, Source, benchmark_names, get_benchmark

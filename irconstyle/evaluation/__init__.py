@@ -1,3 +1,3 @@
-"""Evaluation: metrics, scoring protocols, ECC alignment, tiled inference, restoring and scoring images, latent-space measures.
+"""Evaluation: metrics, protocols, ECC alignment, tiled inference, restoring, latent-space measures.
 May import: checkpoints, nets, method, data, runtime.
 """

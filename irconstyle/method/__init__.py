@@ -1,3 +1,3 @@
-"""The method: ConStyle (query encoder, momentum encoder, queue) and the losses of IRConStyle.
+"""The method: ConStyle (query encoder, momentum encoder, queue) and IRConStyle's losses.
 May import: runtime.
 """

@@ -1,1 +1,3 @@
-"""Networks: the general restoration U-Net template, its blocks, and the original backbones."""
+"""Networks: the U-Net with ConStyle's injection, backbones, adapter, padding, zoo, model table.
+May import: method, runtime.
+"""

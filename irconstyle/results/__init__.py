@@ -1,6 +1,8 @@
-"""Result files of the benchmarks (model table, reliability campaign, ...), shipped as
-package data so that a notebook finds them wherever the package is installed (Colab has
-no ``benchmarks/`` folder).  The benchmark scripts write here (:func:`results_dir`) and
+"""Result files of the benchmarks (model table, reliability campaign, ...), package data.
+May import: nothing.
+
+Shipped as package data so that a notebook finds them wherever the package is installed
+(Colab has no ``benchmarks/`` folder).  The benchmark scripts write here (:func:`results_dir`) and
 the book reads through :func:`load_result`: one copy of each file."""
 from __future__ import annotations
 

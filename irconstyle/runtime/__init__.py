@@ -1,3 +1,3 @@
-"""The machine a run uses: the device, run profiles (smoke/full), memory readings, the environment record.
+"""The machine a run uses: the device, run profiles (smoke/full), memory readings, the environment.
 May import: nothing.
 """

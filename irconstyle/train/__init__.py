@@ -1,5 +1,5 @@
-"""Training: config, the release's schedule and recipe (and its scaled version), EMA,
-atomic checkpoints, DDP, and the training loop.
+"""Training: config, the release's recipe and schedule, EMA, checkpoints, DDP, the training loop.
+May import: evaluation, checkpoints, nets, method, data, runtime.
 
     from irconstyle.train import load_config, run
     result = run(load_config("smoke/constyle_nafnet", ["total_iters=100"]))
