@@ -25,8 +25,8 @@ peak memory of this process.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import os
 import shlex
 import statistics
 import sys
@@ -38,7 +38,8 @@ import torch
 from torch.utils.data import Dataset
 
 from irconstyle.results import results_dir
-from irconstyle.runtime.environment import provenance
+from irconstyle.runtime.devices import synchronize
+from irconstyle.runtime.environment import load_average, provenance
 from irconstyle.runtime.memory import maxrss_bytes
 from irconstyle.train import Trainer, load_config
 
@@ -59,10 +60,6 @@ class _Placeholder(Dataset):
         raise RuntimeError("the cost benchmark times train_step on a batch in memory")
 
 
-def _load() -> float | None:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-
-
 def time_model(name: str, *, task: str, batch_size: int | None, steps: int, warmup: int,
                work: Path, device: str = "cpu") -> dict:
     """Seconds per training step of the release preset ``release/<name>_<task>``."""
@@ -79,8 +76,8 @@ def time_model(name: str, *, task: str, batch_size: int | None, steps: int, warm
     gt = torch.rand(b, 3, p, p, generator=g)
     batch = {"lq": (gt + 0.1 * torch.randn(b, 3, p, p, generator=g)).clamp(0, 1), "gt": gt}
     trainer.model.train()
-    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
-    load_before = _load()
+    sync = functools.partial(synchronize, trainer.device)
+    load_before = load_average()
     for _ in range(warmup):
         trainer.train_step(batch)
     times = []
@@ -99,7 +96,7 @@ def time_model(name: str, *, task: str, batch_size: int | None, steps: int, warm
         "warmup_steps": warmup, "step_seconds": [round(t, 3) for t in times],
         "seconds_per_step": round(statistics.median(times), 3),
         "seconds_per_image": round(statistics.median(times) / b, 4),
-        "load_average_1m_before": load_before, "load_average_1m_after": _load(),
+        "load_average_1m_before": load_before, "load_average_1m_after": load_average(),
         "peak_rss_gib": round(maxrss_bytes() / 2**30, 2),
     }
 

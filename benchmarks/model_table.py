@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 
 from irconstyle.results import results_dir
 from irconstyle.nets.model_table import model_table
-from irconstyle.runtime.environment import provenance
+from irconstyle.runtime.environment import load_average, provenance
 
 RESULTS = results_dir()
 
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     # load average before the run: other processes inflate cpu_ms
     env = provenance(shlex.join(["python", "benchmarks/model_table.py", *(argv or sys.argv[1:])]))
     rows = model_table(args.names, input_size=(1, 3, args.size, args.size), repeats=args.repeats)
-    env["load_average_1m_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    env["load_average_1m_after"] = load_average()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"environment": env, "rows": rows}, indent=1) + "\n")
     with args.out.with_suffix(".csv").open("w", newline="") as f:

@@ -25,20 +25,15 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from irconstyle import build_model
-from irconstyle.runtime.devices import fast_layout, fused_optimizer_supported
 from irconstyle.method.losses import restoration_loss
+from irconstyle.results import results_dir
+from irconstyle.runtime.devices import fast_layout, fused_optimizer_supported, synchronize
 from irconstyle.runtime.environment import provenance
 from irconstyle.runtime.memory import peak_rss_bytes
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _median_time(fn, device: torch.device, reps: int, warmup: int) -> dict:
@@ -46,10 +41,10 @@ def _median_time(fn, device: torch.device, reps: int, warmup: int) -> dict:
         fn()
     times = []
     for _ in range(reps):
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - t0)
     return {"median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4),
             "max_s": round(max(times), 4), "n": reps}
@@ -149,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.child is not None:
         print(json.dumps(peak_child(args.model, args.model_kwargs, *args.child)))
         return {}
-    pkg = Path(__file__).resolve().parents[1] / "irconstyle" / "results"
+    pkg = results_dir()
     command = shlex.join(["python", "benchmarks/scaling.py",
                           *(argv if argv is not None else sys.argv[1:])])
     if args.memory_only:  # re-measure the memory of an existing result, keep its timings

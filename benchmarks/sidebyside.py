@@ -58,9 +58,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from irconstyle import build_model
-from irconstyle.runtime.devices import channels_last_pays, fused_optimizer_supported
-from irconstyle.method.losses import restoration_loss
 from irconstyle.checkpoints.release import load_release_checkpoint
+from irconstyle.method.losses import restoration_loss
+from irconstyle.results import results_dir
+from irconstyle.runtime.devices import channels_last_pays, fused_optimizer_supported, synchronize
 from irconstyle.runtime.environment import provenance
 from irconstyle.runtime.memory import maxrss_bytes, reset_peak, status_bytes
 
@@ -75,15 +76,6 @@ RELEASE_CLASSES = {
     "maxim": ("Maxim_arch", "Maxim"),
 }
 LR, WEIGHT_DECAY = 3e-4, 1e-4
-
-
-def results_dir() -> Path:
-    """Where the benchmark scripts write (the package's result folder when the checkout
-    has one, else benchmarks/results, as model_table.py)."""
-    package_results = Path(__file__).resolve().parents[1] / "irconstyle" / "results"
-    if (package_results / "__init__.py").is_file():
-        return package_results
-    return Path(__file__).resolve().parent / "results"
 
 
 # ---------------------------------------------------------------- the release, by path
@@ -227,16 +219,11 @@ def adamw(model: nn.Module, fused: bool) -> torch.optim.Optimizer:
 
 
 # ---------------------------------------------------------------- one comparison
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(fn: Callable[[], object], device: torch.device) -> float:
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     fn()
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - t0
 
 
@@ -318,7 +305,7 @@ def run_pair(name: str, mode: str, comparison: str, ours: nn.Module, release: nn
             for who, fn in (("ours", step_o), ("release", step_r)):
                 torch.cuda.reset_peak_memory_stats(device)
                 fn()
-                _sync(device)
+                synchronize(device)
                 memory[who] = torch.cuda.max_memory_allocated(device)
     ours.to(memory_format=torch.contiguous_format)
     row = {"model": name, "mode": mode, "comparison": comparison, "size": size, "batch": batch,
@@ -350,7 +337,7 @@ def profile_pair(name: str, mode: str, ours: nn.Module, release: nn.Module, args
             with profile(activities=activities) as prof:
                 for _ in range(args.profile):
                     step()
-                _sync(device)
+                synchronize(device)
         events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
         total = sum(e.self_cpu_time_total for e in events)
         out[who] = {"steps": args.profile, "self_cpu_total_ms": total / 1e3,

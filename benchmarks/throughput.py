@@ -18,6 +18,7 @@ measures decoding, not the disk.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import shlex
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from irconstyle.data import load_photo, make_subimages, motion_blur, motion_kernel, photo_names, \
     write_image
 from irconstyle.results import results_dir
+from irconstyle.runtime.devices import synchronize
 from irconstyle.runtime.environment import environment, provenance
 from irconstyle.train import Trainer
 from irconstyle.train.config import DataConfig, DataSplits, LogConfig, ModelConfig, TrainConfig
@@ -116,7 +118,7 @@ def build_trainer(args: argparse.Namespace, data_kwargs: dict, num_images: int, 
 def _timed(fn: Callable[[], object], trainer: Trainer, steps: int, warmup: int) -> dict:
     """Seconds of the first call, then steps/s and images/s over ``steps`` calls after
     ``warmup`` untimed ones (CUDA synchronised at both ends of the timed span)."""
-    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    sync = functools.partial(synchronize, trainer.device)
     t0, first = time.perf_counter(), None
     for i in range(warmup):
         fn()

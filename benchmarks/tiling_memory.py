@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.child is not None:
         print(json.dumps(child(args.child, args.tile, args.encode_max_pixels, args.allocator)))
         return
+    from irconstyle.results import results_dir
     from irconstyle.runtime.environment import provenance
     from irconstyle.evaluation.tiling import ENCODE_MAX_PIXELS
 
@@ -130,8 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in agree:
         print(r, flush=True)
     command = shlex.join(["python", "benchmarks/tiling_memory.py", *(argv if argv is not None else sys.argv[1:])])
-    pkg = Path(__file__).resolve().parents[1] / "irconstyle" / "results"
-    folder = pkg if (pkg / "__init__.py").is_file() else Path(__file__).resolve().parent / "results"
+    folder = results_dir()
     result = {"provenance": provenance(command), "model": {"name": "constyle_nafnet", **TINY},
               "encode_max_pixels": max_pixels, "sizes": rows, "code_agreement": agree,
               "agreement_weights": None if args.weights is None else {

@@ -10,7 +10,7 @@ import itertools
 import torch
 
 __all__ = ["resolve_device", "model_device", "to_model_device", "channels_last_pays", "fast_layout",
-           "fused_optimizer_supported"]
+           "fused_optimizer_supported", "synchronize"]
 
 
 def _mps_available() -> bool:
@@ -85,3 +85,10 @@ def fused_optimizer_supported(device: torch.device) -> bool:
         return False
     major, minor = (int(v) for v in torch.__version__.split(".")[:2])
     return (major, minor) >= (2, 4)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (CUDA runs it asynchronously), so that a
+    clock read next measures the work and not its launch; on a CPU there is nothing to wait for."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)

@@ -10,15 +10,20 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["environment", "provenance"]
+__all__ = ["environment", "load_average", "provenance"]
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the system has none): above the number of
+    threads a measurement uses, other processes shared its CPU."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 def environment() -> dict:
     """Where the numbers were measured (recorded next to them in the JSON); the load
     average says whether other processes shared the CPU."""
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {"torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "load_average_1m": load[0] if load else None,
+            "cpu_count": os.cpu_count(), "load_average_1m": load_average(),
             "python": platform.python_version(), "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
