@@ -24,6 +24,11 @@ ABSENT = re.compile(r"pending|is not here|not (?:in|shipped with) this installat
                     r"not beside this notebook|no records( yet)?|not run yet", re.IGNORECASE)
 
 
+# The one file this check removes from the installed wheel (the reliability chapter then
+# computes a small version live, and says that the file is not in this installation).
+REMOVED_ON_PURPOSE = "reliability.json"
+
+
 def _absences(cells) -> set[str]:
     """The printed lines of ``cells`` (outputs per cell) that say something is absent."""
     lines = set()
@@ -79,7 +84,7 @@ def test_notebooks_run_from_the_wheel_outside_the_clone(tmp_path: Path) -> None:
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(site), str(wheel)], check=True, capture_output=True, timeout=600)
-    (site / "irconstyle" / "results" / "reliability.json").unlink()
+    (site / "irconstyle" / "results" / REMOVED_ON_PURPOSE).unlink()
     run, scratch = tmp_path / "run", _short_scratch()
     run.mkdir()
     for path in NOTEBOOKS:
@@ -105,7 +110,9 @@ def test_notebooks_run_from_the_wheel_outside_the_clone(tmp_path: Path) -> None:
     assert _files(site) == site_before
     # Evidence wherever the book runs (issue 25.5): outside the clone no chapter says that
     # something is absent which the clone's committed execution found.
+    # (reliability.json is removed above on purpose: its chapter says so, and that is right)
     for path in NOTEBOOKS:
         here = _absences(c.get("outputs", []) for c in code_cells(read(path)))
-        there = _absences(printed[path.name].values())
+        there = {line for line in _absences(printed[path.name].values())
+                 if REMOVED_ON_PURPOSE not in line}
         assert there <= here, f"{path.name} outside the clone: {sorted(there - here)}"
