@@ -21,7 +21,6 @@ import sys
 import textwrap
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,11 +178,6 @@ def _shift(ci: PairedCI, margin: float) -> str:
     """The ledger's rule in words for a change of protocol (no side is anyone's choice)."""
     return {"negligible": f"negligible (inside ±{margin:g} dB)", "above": "a resolved rise",
             "below": "a resolved fall", "unresolved": "unresolved"}[classify(ci, margin)]
-
-
-def _flip(ci: PairedCI) -> PairedCI:
-    """``b - a`` from the interval of ``a - b``: the paper's choice first."""
-    return replace(ci, mean_a=ci.mean_b, mean_b=ci.mean_a, diff=-ci.diff, lo=-ci.hi, hi=-ci.lo)
 
 
 # --------------------------------------------------------------------------- the ledger
@@ -344,14 +338,15 @@ def _ledger_box(src: Sources, notation: str, *, more: str | None = None) -> str:
 def _compare(src: Sources, name: str, arms: Sequence[str], *, reference: str = "constyle",
              reference_name: str | None = None, metric: str = "psnr_rgb",
              weights: str = "ema") -> list[ArmComparison]:
-    """Each arm against the reference, as the chapters compare them (arm minus reference)."""
+    """The reference (the paper's choice) minus each arm, as the chapters compare them."""
     records = src.records(name)
     ref = src.records(reference_name) if reference_name else None
     if not records or (reference_name and not ref):
         return []
     level = src.ledger().level
     return [c for c in compare_to_reference(records, reference, reference_records=ref, arms=arms,
-                                            metric=metric, weights=weights, level=level)
+                                            metric=metric, weights=weights, level=level,
+                                            reference_first=True)
             if c.arm in arms and c.ci is not None]
 
 
@@ -371,7 +366,7 @@ def _group_line(src: Sources, title: str, name: str, arms: Sequence[str], *,
     margin, level = src.ledger().margin, src.ledger().level
     items = []
     for c in comps:
-        ci = _flip(c.ci)
+        ci = c.ci
         items.append(f"minus {_code(c.arm)} on {_code(c.task)} "
                      f"{_interval(ci.diff, ci.lo, ci.hi, level)}, "
                      f"{_outcome(ci, margin, choice, 'the alternative')}")
@@ -432,7 +427,7 @@ def _guidelines(src: Sources) -> str:
                   for r in src.records("guidelines")}
         items = []
         for c in sweep:
-            ci = _flip(c.ci)
+            ci = c.ci
             items.append(f"K = {by_arm.get(c.arm)} ({_code(c.arm)}) "
                          f"{_interval(ci.diff, ci.lo, ci.hi, led.level)}, "
                          f"{_outcome(ci, led.margin, f'K = {k_ref}', 'the alternative')}")
@@ -614,7 +609,7 @@ def _training_small_scale(src: Sources) -> str:
             continue
         items = []
         for c in mine:
-            ci = _flip(c.ci)
+            ci = c.ci
             items.append(f"on {_code(c.task)} {_interval(ci.diff, ci.lo, ci.hi, led.level)}, "
                          f"{_outcome(ci, led.margin, 'ConStyle-NAFNet', _code(arm))}")
         lines.append(f"- **{_code(arm)}**, {desc.get(arm, 'no description')}: ConStyle-NAFNet "
