@@ -207,6 +207,24 @@ def test_runtime_notes_are_the_committed_execution_times() -> None:
             "executed')")
 
 
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|tmp|home|root|Users|content)/[\w.-]+")
+
+
+def test_no_output_shows_a_path_of_the_machine_that_ran_it() -> None:
+    """The built book shows no absolute path of the machine that executed a notebook or ran
+    a campaign (issue 25.4): records keep their provenance, a chapter prints it through
+    ``irconstyle.book.evidence.portable``."""
+    shown = []
+    for path in NOTEBOOKS:
+        for i, cell in enumerate(code_cells(read(path))):
+            for out in cell.get("outputs", []):
+                data = out.get("data", {})
+                text = out.get("text") or data.get("text/markdown") or data.get("text/plain") or ""
+                text = "".join(text) if isinstance(text, list) else text
+                shown += [f"{path.name} cell {i}: {m[0]}" for m in MACHINE_PATH.finditer(text)]
+    assert not shown, "machine paths in outputs: " + "; ".join(shown[:10])
+
+
 def test_share_of_uncompared_cells_is_under_a_third(record_property) -> None:
     """Share of code cells whose output ``pytest --nbval`` does not compare, over every
     book notebook: a cell counts as not compared when nbval's comparison is off for it
