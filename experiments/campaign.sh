@@ -15,6 +15,9 @@
 #
 # Usage (from anywhere):  bash experiments/campaign.sh run       # both chains, in order
 #                         bash experiments/campaign.sh collect   # copy finished records
+#                         bash experiments/campaign.sh promote NAME  # a complete experiment
+#                             replaces results/NAME/, then its summary, the ledger and the
+#                             key-results boxes are regenerated (python: the checkout's env)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 BASE=${CAMPAIGN_BASE:-/work}
@@ -73,6 +76,31 @@ case "${1:-}" in
         done
         find "$HERE/results/pending" -name 'seed*.json' | wc -l
         ;;
+    promote)
+        name=${2:?usage: $0 promote NAME}
+        pending="$HERE/results/pending/$name"
+        want=$(cd "$HERE" && python -c "import sys
+from irconstyle.experiments.spec import load_spec, run_keys
+print(len(run_keys(load_spec(sys.argv[1]))))" "experiments/$name.yml")
+        have=$(find "$pending" -path '*/runs' -prune -o -name 'seed*.json' -print 2>/dev/null | wc -l)
+        if [ "$have" != "$want" ]; then
+            echo "promote: $name has $have of its $want runs in results/pending/$name; not promoted" >&2
+            exit 1
+        fi
+        mkdir -p "$HERE/results/$name"
+        find "$HERE/results/$name" -path '*/runs' -prune -o -name 'seed*.json' -print -exec rm {} +
+        (cd "$pending" && find . -name 'seed*.json' -print) | while read -r f; do
+            mkdir -p "$HERE/results/$name/$(dirname "$f")"
+            cp -p "$pending/$f" "$HERE/results/$name/$f"
+        done
+        rm -r "$pending"
+        cd "$HERE"
+        python -m irconstyle experiment "experiments/$name.yml" --summary
+        python -c "from irconstyle.experiments.claims import refresh; refresh('results/claims.yaml')"
+        python -m irconstyle.book.evidence.synthesis --write
+        echo "promoted $name ($want runs): now re-execute the chapters that read results/$name/"
+        echo "and update their hand-written sentences (grep -l $name book/notebooks/*.ipynb)"
+        ;;
     *)
-        echo "usage: $0 run|collect" >&2; exit 2 ;;
+        echo "usage: $0 run|collect|promote NAME" >&2; exit 2 ;;
 esac

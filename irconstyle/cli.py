@@ -176,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "copy the records back afterwards)")
     p.add_argument("--summary", action="store_true",
                    help="train nothing: write summary.md and summary.json (each arm against the "
-                        "reference, paired bootstrap CIs) into the experiment's out_dir from the "
-                        "records it has")
+                        "reference, two-way random-effects 95%% intervals over seeds and images) "
+                        "into the experiment's out_dir from the records it has")
     p.add_argument("--reference", metavar="ARM", default=None,
                    help="with --summary: the reference arm (default: the file's first arm)")
     p.add_argument("--reference-results", metavar="DIR", default=None,
