@@ -586,7 +586,7 @@ def _drift_line(src: Sources) -> str | None:
              f"{_outcome(c.ci, led.margin, 'the re-run', 'the original')}, one photo moving by "
              f"up to {fmt(float(abs(c.diffs).max()), 2)} dB" for c in comps]
     commits = sorted({(r["provenance"].get("git_commit") or "unknown")[:8] for r in rerun})
-    return ("- **The reference, re-run at a later commit** (" + ", ".join(commits) + "; re-run "
+    return ("- **The reference, re-run by the ablations' code** (" + ", ".join(commits) + "; re-run "
             "minus the campaign's own records, the same seeds and photos): " + "; ".join(items)
             + "; the ablation arms are therefore paired with the re-run.")
 
