@@ -224,7 +224,9 @@ def measure(comp: Comparison, records: dict[str, list[dict]], *, direction: str 
               "bootstrap": paired_bootstrap_ci(grid[0], grid[1], n_boot=n_boot, level=level,
                                                seed=seed)}
     tost = ci.tost_p(margin) if margin > 0 else None
-    return {"diff": round(ci.diff, 3), "lo": round(ci.lo, 3), "hi": round(ci.hi, 3),
+    # Four decimals: a reader sees two, and a value stored at three would be rounded twice
+    # (0.1752 -> 0.175 -> "+0.17" where the chapters, from the records, print "+0.18").
+    return {"diff": round(ci.diff, 4), "lo": round(ci.lo, 4), "hi": round(ci.hi, 4),
             "method": ci.method, "se": round(ci.se, 4), "df": round(ci.df, 2),
             "p_value": _p(ci.p_value), "tost_p": _p(tost),
             **{f"{k}_interval": [round(v.lo, 3), round(v.hi, 3)] for k, v in beside.items()},
