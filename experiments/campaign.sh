@@ -70,6 +70,8 @@ case "${1:-}" in
             name=${item%%:*}
             [ -d "$OUT/$name" ] || continue
             (cd "$OUT/$name" && find . -path ./runs -prune -o -name 'seed*.json' -print) | while read -r f; do
+                # a record already promoted into results/$name (the same bytes) stays there
+                cmp -s "$OUT/$name/$f" "$HERE/results/$name/$f" && continue
                 mkdir -p "$HERE/results/pending/$name/$(dirname "$f")"
                 cp -p "$OUT/$name/$f" "$HERE/results/pending/$name/$f"
             done
