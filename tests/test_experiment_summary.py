@@ -150,15 +150,22 @@ def test_sentence_follows_the_interval(effect, noise, word):
     assert "nothing to conclude" in describe_difference(None, arm="x", reference="y")
 
 
+def reference_and_ablated(out: Path, *, shift: float, noise: float, seed: int) -> list[dict]:
+    """Records of a reference ``constyle`` and an ``ablated`` arm ``shift`` dB off it (plus
+    per-image noise), seeds 0-2."""
+    rng = np.random.default_rng(seed)
+    recs = []
+    for s in range(3):
+        base = rng.normal(25, 1.0, N_IMAGES)
+        recs.append(record(out, "constyle", s, base))
+        recs.append(record(out, "ablated", s, base + shift + rng.normal(0, noise, N_IMAGES)))
+    return recs
+
+
 def test_reference_first_reverses_the_difference_and_nothing_else(tmp_path) -> None:
     """The book's convention (the paper's choice minus the alternative) is the same
     comparison read the other way: every number changes sign, the interval mirrors."""
-    rng = np.random.default_rng(3)
-    recs = []
-    for seed in range(3):
-        base = rng.normal(25, 1.0, N_IMAGES)
-        recs.append(record(tmp_path, "constyle", seed, base))
-        recs.append(record(tmp_path, "ablated", seed, base - 0.4 + rng.normal(0, 0.3, N_IMAGES)))
+    recs = reference_and_ablated(tmp_path, shift=-0.4, noise=0.3, seed=3)
     (fwd,) = compare_to_reference(recs, "constyle", arms=["ablated"])
     (rev,) = compare_to_reference(recs, "constyle", arms=["ablated"], reference_first=True)
     assert rev.arm == fwd.arm == "ablated" and rev.reference_first and not fwd.reference_first
@@ -171,12 +178,7 @@ def test_reference_first_reverses_the_difference_and_nothing_else(tmp_path) -> N
 
 def test_comparison_table_and_conclusions_follow_the_direction(tmp_path) -> None:
     from irconstyle.experiments.summary import comparison_table, conclusions
-    rng = np.random.default_rng(4)
-    recs = []
-    for seed in range(3):
-        base = rng.normal(25, 1.0, N_IMAGES)
-        recs.append(record(tmp_path, "constyle", seed, base))
-        recs.append(record(tmp_path, "ablated", seed, base - 1.0 + rng.normal(0, 0.05, N_IMAGES)))
+    recs = reference_and_ablated(tmp_path, shift=-1.0, noise=0.05, seed=4)
     (rev,) = compare_to_reference(recs, "constyle", arms=["ablated"], reference_first=True)
     md = comparison_table([rev], caption="Ablation.", names={"constyle": "ConStyle"}).to_markdown()
     assert "Difference: ConStyle - arm" in md and f"{rev.ci.diff:+.2f}" in md

@@ -162,14 +162,17 @@ def test_harness_markers_are_tags_not_comments() -> None:
                        + ", ".join(shown))
 
 
+def _stamp(cell: nbformat.NotebookNode, key: str) -> datetime:
+    """A time of the committed execution (nbclient's timing metadata)."""
+    return datetime.fromisoformat(cell.metadata["execution"][key].replace("Z", "+00:00"))
+
+
 def _seconds(cell: nbformat.NotebookNode) -> float | None:
-    """How long ``cell`` took in the committed execution (nbclient's timing metadata)."""
+    """How long ``cell`` took in the committed execution."""
     e = cell.metadata.get("execution") or {}
     if "iopub.execute_input" not in e or "shell.execute_reply" not in e:
         return None
-    start, end = (datetime.fromisoformat(e[k].replace("Z", "+00:00"))
-                  for k in ("iopub.execute_input", "shell.execute_reply"))
-    return (end - start).total_seconds()
+    return (_stamp(cell, "shell.execute_reply") - _stamp(cell, "iopub.execute_input")).total_seconds()
 
 
 CELL_NOTE = re.compile(r"(\d+) s\s+when this page was last executed")
@@ -185,10 +188,8 @@ def test_runtime_notes_are_the_committed_execution_times() -> None:
         nb = read(path)
         timed = [c for c in code_cells(nb) if _seconds(c) is not None]
         assert timed, f"{path.name}: no execution timing in the committed notebook"
-        first, last = timed[0].metadata["execution"], timed[-1].metadata["execution"]
-        total = (datetime.fromisoformat(last["shell.execute_reply"].replace("Z", "+00:00"))
-                 - datetime.fromisoformat(first["iopub.execute_input"].replace("Z", "+00:00"))
-                 ).total_seconds()
+        total = (_stamp(timed[-1], "shell.execute_reply")
+                 - _stamp(timed[0], "iopub.execute_input")).total_seconds()
         stated = []
         for i, cell in enumerate(nb.cells):
             if cell.cell_type != "markdown":

@@ -174,6 +174,12 @@ def _outcome(ci: PairedCI, margin: float, choice: str, alternative: str) -> str:
             "unresolved": "unresolved"}[classify(ci, margin)]
 
 
+def _finding(label: str, ci: PairedCI, led: Ledger, choice: str, alternative: str) -> str:
+    """``label``, the difference with its interval, and the ledger's rule in words."""
+    return (f"{label} {_interval(ci.diff, ci.lo, ci.hi, led.level)}, "
+            f"{_outcome(ci, led.margin, choice, alternative)}")
+
+
 def _shift(ci: PairedCI, margin: float) -> str:
     """The ledger's rule in words for a change of protocol (no side is anyone's choice)."""
     return {"negligible": f"negligible (inside ±{margin:g} dB)", "above": "a resolved rise",
@@ -363,13 +369,8 @@ def _group_line(src: Sources, title: str, name: str, arms: Sequence[str], *,
     if not comps:
         return (f"- **{title}** ({', '.join(_code(a) for a in arms)}): untested, no committed "
                 f"records in `results/{name}/`.")
-    margin, level = src.ledger().margin, src.ledger().level
-    items = []
-    for c in comps:
-        ci = c.ci
-        items.append(f"minus {_code(c.arm)} on {_code(c.task)} "
-                     f"{_interval(ci.diff, ci.lo, ci.hi, level)}, "
-                     f"{_outcome(ci, margin, choice, 'the alternative')}")
+    items = [_finding(f"minus {_code(c.arm)} on {_code(c.task)}", c.ci, src.ledger(), choice,
+                      "the alternative") for c in comps]
     ref = _ref_records(src, name, reference_name, comps[0].task)
     scales = {_record_scale(ref[0], len(c.seeds), len(c.images), _device(ref)) for c in comps}
     against = (f"the reference re-run in `results/{reference_name}/`" if reference_name
@@ -425,12 +426,8 @@ def _guidelines(src: Sources) -> str:
         k_ref = ref[0]["config"]["constyle"].get("queue_size")
         by_arm = {r["run"]["arm"]: r["config"]["constyle"].get("queue_size")
                   for r in src.records("guidelines")}
-        items = []
-        for c in sweep:
-            ci = c.ci
-            items.append(f"K = {by_arm.get(c.arm)} ({_code(c.arm)}) "
-                         f"{_interval(ci.diff, ci.lo, ci.hi, led.level)}, "
-                         f"{_outcome(ci, led.margin, f'K = {k_ref}', 'the alternative')}")
+        items = [_finding(f"K = {by_arm.get(c.arm)} ({_code(c.arm)})", c.ci, led, f"K = {k_ref}",
+                          "the alternative") for c in sweep]
         scale = _record_scale(ref[0], len(sweep[0].seeds), len(sweep[0].images), _device(ref))
         lines.append(f"- **The queue's size** (guideline 1 asks for enough negatives, not for a "
                      f"size: no verdict), the reference's K = {k_ref} minus " + "; ".join(items)
@@ -582,9 +579,8 @@ def _drift_line(src: Sources) -> str | None:
     comps = [c for c in compare_to_reference(rerun, "constyle", level=led.level,
                                              reference_records=src.records("cpu_campaign"))
              if c.ci is not None]
-    items = [f"on {_code(c.task)} {_interval(c.ci.diff, c.ci.lo, c.ci.hi, led.level)}, "
-             f"{_outcome(c.ci, led.margin, 'the re-run', 'the original')}, one photo moving by "
-             f"up to {fmt(float(abs(c.diffs).max()), 2)} dB" for c in comps]
+    items = [_finding(f"on {_code(c.task)}", c.ci, led, "the re-run", "the original")
+             + f", one photo moving by up to {fmt(float(abs(c.diffs).max()), 2)} dB" for c in comps]
     commits = sorted({(r["provenance"].get("git_commit") or "unknown")[:8] for r in rerun})
     return ("- **The reference, re-run by the ablations' code** (" + ", ".join(commits) + "; re-run "
             "minus the campaign's own records, the same seeds and photos): " + "; ".join(items)
@@ -607,11 +603,8 @@ def _training_small_scale(src: Sources) -> str:
         if not mine:
             lines.append(f"- **{_code(arm)}**: untested, no committed records.")
             continue
-        items = []
-        for c in mine:
-            ci = c.ci
-            items.append(f"on {_code(c.task)} {_interval(ci.diff, ci.lo, ci.hi, led.level)}, "
-                         f"{_outcome(ci, led.margin, 'ConStyle-NAFNet', _code(arm))}")
+        items = [_finding(f"on {_code(c.task)}", c.ci, led, "ConStyle-NAFNet", _code(arm))
+                 for c in mine]
         lines.append(f"- **{_code(arm)}**, {desc.get(arm, 'no description')}: ConStyle-NAFNet "
                      "minus it " + "; ".join(items) + ".")
     if comps:
