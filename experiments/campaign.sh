@@ -18,6 +18,8 @@
 #                         bash experiments/campaign.sh promote NAME  # a complete experiment
 #                             replaces results/NAME/, then its summary, the ledger and the
 #                             key-results boxes are regenerated (python: the checkout's env)
+#                         bash experiments/campaign.sh drift COMMIT EXPERIMENT TASK ARM SEED
+#                             re-train one committed run at COMMIT and measure the drift
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 BASE=${CAMPAIGN_BASE:-/work}
@@ -103,6 +105,33 @@ print(len(run_keys(load_spec(sys.argv[1]))))" "experiments/$name.yml")
         echo "promoted $name ($want runs): now re-execute the chapters that read results/$name/"
         echo "and update their hand-written sentences (grep -l $name book/notebooks/*.ipynb)"
         ;;
+    drift)
+        # drift COMMIT EXPERIMENT TASK ARM SEED: re-train one committed run at COMMIT (in its
+        # clean worktree, one thread like the campaign's runs) and measure what differs from
+        # the record (irconstyle.experiments.drift) into results/drift/
+        commit=${2:?usage: $0 drift COMMIT EXPERIMENT TASK ARM SEED}; name=${3:?}; task=${4:?}; arm=${5:?}; seed=${6:?}
+        old="$HERE/results/$name/$task/$arm/seed$seed.json"
+        [ -f "$old" ] || old="$HERE/results/pending/$name/$task/$arm/seed$seed.json"
+        [ -f "$old" ] || { echo "drift: no committed record of $name/$task/$arm/seed$seed" >&2; exit 1; }
+        dir=$BASE/campaign_$commit
+        worktree "$dir" "$commit"
+        scratch="$OUT/drift_$commit/$name"
+        mkdir -p "$scratch"
+        # every other record of the arm counts as done, so the runner trains this one only
+        for src in "$HERE/results/$name" "$HERE/results/pending/$name"; do
+            [ -d "$src" ] && (cd "$src" && find . -path ./runs -prune -o -path "./*/$arm/seed*.json" -print) |
+                while read -r f; do
+                    [ "$f" = "./$task/$arm/seed$seed.json" ] && continue
+                    mkdir -p "$scratch/$(dirname "$f")"; cp -n "$src/$f" "$scratch/$f"
+                done
+        done
+        echo "=== drift: $name/$task/$arm/seed$seed at $commit $(date -Is)"
+        (cd "$dir" && .venv/bin/irconstyle experiment "experiments/$name.yml" --only "$arm" --jobs 2 \
+            --no-progress --out-dir "$scratch")
+        # the checkout's python: an older commit may not have the drift module
+        (cd "$HERE" && python -m irconstyle.experiments.drift "${old#"$HERE"/}" "$scratch/$task/$arm/seed$seed.json" \
+            --out "results/drift/${name}_${task}_${arm}_seed${seed}_at_$commit.json")
+        ;;
     *)
-        echo "usage: $0 run|collect|promote NAME" >&2; exit 2 ;;
+        echo "usage: $0 run|collect|promote NAME|drift COMMIT EXPERIMENT TASK ARM SEED" >&2; exit 2 ;;
 esac
