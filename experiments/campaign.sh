@@ -111,15 +111,16 @@ print(len(run_keys(load_spec(sys.argv[1]))))" "experiments/$name.yml")
         # clean worktree, one thread like the campaign's runs) and measure what differs from
         # the record (irconstyle.experiments.drift) into results/drift/
         commit=${2:?usage: $0 drift COMMIT EXPERIMENT TASK ARM SEED}; name=${3:?}; task=${4:?}; arm=${5:?}; seed=${6:?}
-        old="$HERE/results/$name/$task/$arm/seed$seed.json"
-        [ -f "$old" ] || old="$HERE/results/pending/$name/$task/$arm/seed$seed.json"
+        # the newest record: one still in pending/ replaces the promoted one when promoted
+        old="$HERE/results/pending/$name/$task/$arm/seed$seed.json"
+        [ -f "$old" ] || old="$HERE/results/$name/$task/$arm/seed$seed.json"
         [ -f "$old" ] || { echo "drift: no committed record of $name/$task/$arm/seed$seed" >&2; exit 1; }
         dir=$BASE/campaign_$commit
         worktree "$dir" "$commit"
         scratch="$OUT/drift_$commit/$name"
         mkdir -p "$scratch"
         # every other record of the arm counts as done, so the runner trains this one only
-        for src in "$HERE/results/$name" "$HERE/results/pending/$name"; do
+        for src in "$HERE/results/pending/$name" "$HERE/results/$name"; do
             [ -d "$src" ] && (cd "$src" && find . -path ./runs -prune -o -path "./*/$arm/seed*.json" -print) |
                 while read -r f; do
                     [ "$f" = "./$task/$arm/seed$seed.json" ] && continue
