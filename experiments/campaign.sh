@@ -50,10 +50,19 @@ worktree() {  # worktree DIR COMMIT: a detached, clean checkout with its own ven
 run_one() {  # run_one NAME COMMIT: one experiment file in the worktree of its commit
     local name=$1 commit=$2 dir=$BASE/campaign_$2
     worktree "$dir" "$commit"
-    # records already committed (results/pending) count as done on a machine that lost $OUT
+    # records already committed count as done on a machine that lost $OUT: those in
+    # results/pending/, and the promoted ones in results/$name/ made at this commit (an older
+    # experiment's records there, from another commit, do not)
+    mkdir -p "$OUT/$name"
     if [ -d "$HERE/results/pending/$name" ]; then
-        mkdir -p "$OUT/$name"
         cp -rn "$HERE/results/pending/$name/." "$OUT/$name/"
+    fi
+    if [ -d "$HERE/results/$name" ]; then
+        (cd "$HERE/results/$name" && find . -path '*/runs' -prune -o -name 'seed*.json' -print) |
+            while read -r f; do
+                grep -q "\"git_commit\": \"$commit" "$HERE/results/$name/$f" || continue
+                mkdir -p "$OUT/$name/$(dirname "$f")"; cp -n "$HERE/results/$name/$f" "$OUT/$name/$f"
+            done
     fi
     echo "=== $name at $commit $(date -Is)"
     (cd "$dir" && .venv/bin/irconstyle experiment "experiments/$name.yml" --jobs "$JOBS" \
@@ -100,7 +109,12 @@ print(len(run_keys(load_spec(sys.argv[1]))))" "experiments/$name.yml")
         done
         rm -r "$pending"
         cd "$HERE"
-        python -m irconstyle experiment "experiments/$name.yml" --summary
+        # a validation-only pilot (score_test: false) has no test scores to summarise
+        if python -c "import sys
+from irconstyle.experiments.spec import load_spec
+sys.exit(0 if load_spec(sys.argv[1]).score_test else 1)" "experiments/$name.yml"; then
+            python -m irconstyle experiment "experiments/$name.yml" --summary
+        fi
         python -c "from irconstyle.experiments.claims import refresh; refresh('results/claims.yaml')"
         python -m irconstyle.book.evidence.synthesis --write
         echo "promoted $name ($want runs): now re-execute the chapters that read results/$name/"

@@ -62,3 +62,25 @@ def test_the_pilot_files_score_validation_only(name):
         assert f"optim.lr={rate}" in a.overrides
     raw = yaml.safe_load((EXPERIMENTS / f"{name}.yml").read_text())
     assert any(o.startswith("val_every=") for o in raw["overrides"])
+
+
+def test_the_command_reads_folders_filters_tasks_and_names_its_sources(tmp_path, monkeypatch):
+    def put(folder, r):
+        p = tmp_path / folder / r["run"]["task"] / r["run"]["arm"] / f"seed{r['run']['seed']}.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(r))
+
+    put("home", rec("derain", "constyle", 3e-4, 20.0))
+    put("home", rec("derain", "constyle", 3e-4, 25.0, seed=1))   # not the choice's seed
+    put("pilot", rec("derain", "constyle_lr1e-3", 1e-3, 20.4, overrides=["optim.lr=1e-3"]))
+    put("pilot", rec("dehaze", "constyle_lr1e-3", 1e-3, 21.0, overrides=["optim.lr=1e-3"]))
+    monkeypatch.chdir(tmp_path)
+    from irconstyle.experiments.lr_choice import main
+    # dehaze has no home run: left out by --task, refused without it
+    assert main(["--pilot", "pilot", "--home", "home", "--task", "derain", "--out", "c.json"]) == 0
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert [(c["task"], c["arm"], c["chosen"]) for c in data["choices"]] == [("derain", "constyle", 1e-3)]
+    assert data["sources"] == {"pilot": ["pilot/derain/constyle_lr1e-3/seed0.json"],
+                               "home": ["home/derain/constyle/seed0.json"]}
+    with pytest.raises(KeyError, match="dehaze"):
+        main(["--pilot", "pilot", "--home", "home", "--out", "c.json"])

@@ -109,3 +109,50 @@ def write_choices(choices: Sequence[RateChoice], path: str | os.PathLike, *,
                          "changed": c.changed} for c in choices]}
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m irconstyle.experiments.lr_choice --pilot DIR --home DIR ... --out FILE``:
+    the choice from record folders (paths written as given: run it from the repository
+    root with relative paths, so the file names no machine)."""
+    import argparse
+
+    from .records import load_records
+
+    parser = argparse.ArgumentParser(description="choose a learning rate per arm on validation")
+    parser.add_argument("--pilot", action="append", required=True, help="a pilot's records folder")
+    parser.add_argument("--home", action="append", required=True,
+                        help="a folder of the arms' own experiments (their seed-0 runs)")
+    parser.add_argument("--task", action="append", help="only these tasks (default: all the pilot's)")
+    parser.add_argument("--out", required=True, help="where to write choice.json")
+    args = parser.parse_args(argv)
+
+    def gather(folders: list[str]) -> tuple[list[dict], list[str]]:
+        recs, names = [], []
+        for folder in folders:
+            for path in sorted(Path(folder).glob("*/*/seed*.json")):
+                if "runs" in path.parts:
+                    continue
+                rec = json.loads(path.read_text())
+                if args.task and rec["run"]["task"] not in args.task:
+                    continue
+                recs.append(rec)
+                names.append(path.as_posix())
+        return recs, names
+
+    pilot, pilot_files = gather(args.pilot)
+    home, home_files = gather(args.home)
+    choices = choose_rates(pilot, home)
+    # the sources: every pilot record, and the home runs that gave a 3e-4 point
+    used = {(c.task, c.arm) for c in choices}
+    home_used = [f for f, r in zip(home_files, home)
+                 if r["run"]["seed"] == 0 and (r["run"]["task"], r["run"]["arm"]) in used]
+    write_choices(choices, args.out, sources={"pilot": pilot_files, "home": home_used})
+    for c in choices:
+        print(f"{c.task:10s} {c.arm:16s} " + "  ".join(f"{k:g}: {v:.2f}" for k, v in c.values.items())
+              + f"  -> {c.chosen:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
