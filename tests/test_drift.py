@@ -14,7 +14,8 @@ def _record(commit: str = "a" * 40) -> dict:
             "experiment": {"name": "cpu_campaign"},
             "config": {"optim": {"lr": 3e-4}, "seed": 0, "out_dir": "runs/derain/constyle/seed0"},
             "images": ["astronaut", "sail"],
-            "metrics": {"ema": {"psnr_rgb": [20.5, 24.25]}, "raw": {"psnr_rgb": [20.0, 24.0]}},
+            "metrics": {"ema": {"psnr_rgb": [20.5, 24.25], "mean": {"psnr_rgb": 22.375}},
+                        "raw": {"psnr_rgb": [20.0, 24.0], "mean": {"psnr_rgb": 22.0}}},
             "validation": {"metrics": {"ema/psnr": 19.37}},
             "loss_curves": {"step": [10, 20], "pixel": [0.30, 0.25], "infonce": ["nan", 5.1]},
             "provenance": {"git_commit": commit}}

@@ -28,11 +28,12 @@ except ImportError as exc:  # the core package does not depend on them
     raise ImportError("irconstyle.book.plots draws with matplotlib, pandas and seaborn: install "
                       "them with `pip install 'irconstyle[book]'`") from exc
 
+from ..experiments.sensitivity import RateVerdict
 from ..experiments.summary import ArmComparison
 from ..experiments.trend import TrendPoint
 
 __all__ = ["paired_differences", "comparison_figure", "loss_panels", "restoration_panels",
-           "trend_panel"]
+           "trend_panel", "rate_pilot_figure", "rate_verdict_figure"]
 
 
 def paired_differences(ax: Axes, comparisons: Sequence[ArmComparison], *,
@@ -222,3 +223,69 @@ def trend_panel(ax: Axes, series: Mapping[str, Sequence[TrendPoint]], *, margin:
     ax.set_ylabel(f"PSNR difference ({unit})")
     ax.legend(fontsize=8, loc="best")
     return ax
+
+
+def rate_pilot_figure(choice: Mapping, *, labels: Mapping[str, str] | None = None,
+                      width: float = 9.0) -> Figure:
+    """The learning-rate pilot (a ``choice.json``): one panel per task, validation PSNR of
+    the EMA weights at the last step against the rate (log axis), a line per arm, the
+    chosen rate ringed.  Each arm's curve is its own: the panels compare rates within an
+    arm, not arms (the validation photos are few and seed 0 only)."""
+    rows = choice.get("choices") or []
+    if not rows:
+        raise ValueError("rate_pilot_figure: the choice holds no arm")
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(width, 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for r in (r for r in rows if r["task"] == task):
+            rates = sorted(float(k) for k in r["values"])
+            psnr = [r["values"][f"{k:g}"] for k in rates]
+            line, = ax.plot(rates, psnr, "o-", label=(labels or {}).get(r["arm"], r["arm"]))
+            ax.plot([r["chosen"]], [r["values"][f"{r['chosen']:g}"]], "o", ms=12, mfc="none",
+                    color=line.get_color())
+        ax.set_xscale("log")
+        ticks = sorted({float(k) for r in rows for k in r["values"]})
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+        ax.set_title(task)
+        ax.set_xlabel("learning rate (log scale)")
+    axes[0, 0].set_ylabel("validation PSNR, EMA weights (dB)")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    fig.suptitle("The pilot: each arm's validation PSNR at three rates (ringed: chosen), seed 0",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def rate_verdict_figure(verdicts: Sequence[RateVerdict], *, labels: Mapping[str, str] | None = None,
+                        margin: float = 0.1, unit: str = "dB", width: float = 8.0) -> Figure:
+    """Each gap twice, one panel per task: its interval with every arm at the release's
+    rate (grey) and with each arm at its chosen rate (black), the margin shaded.  A gap
+    not measured on one side shows only the other; one measured on neither is left out."""
+    shown = [v for v in verdicts if v.release is not None or v.chosen is not None]
+    if not shown:
+        raise ValueError("rate_verdict_figure: no gap measured at either rate")
+    names = labels or {}
+    tasks = list(dict.fromkeys(v.task for v in shown))
+    rows = [[v for v in shown if v.task == t] for t in tasks]
+    heights = [0.55 * len(r) + 1.0 for r in rows]
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(width, sum(heights) + 0.6), squeeze=False,
+                             sharex=True, gridspec_kw={"height_ratios": heights})
+    for ax, row, task in zip(axes[:, 0], rows, tasks):
+        ax.axvspan(-margin, margin, color="0.92", zorder=0)
+        ax.axvline(0, color="tab:red", lw=1)
+        for y, v in enumerate(row):
+            for ci, dy, color, what in ((v.release, -0.15, "0.55", "release's rate, 3e-4"),
+                                        (v.chosen, 0.15, "black", "chosen rates")):
+                if ci is None:
+                    continue
+                ax.errorbar(ci.diff, y + dy, xerr=[[ci.diff - ci.lo], [ci.hi - ci.diff]], fmt="o",
+                            color=color, capsize=3, label=what if y == 0 else None)
+        ax.set_yticks(range(len(row)), [f"{names.get(v.arm, v.arm)} - {names.get(v.baseline, v.baseline)}"
+                                        for v in row], fontsize=8)
+        ax.set_ylim(len(row) - 0.5, -0.5)
+        ax.set_title(task, fontsize=9)
+    axes[0, 0].legend(fontsize=7, loc="best")
+    axes[-1, 0].set_xlabel(f"PSNR difference, arm - baseline ({unit}; shaded: ±{margin:g}, negligible)")
+    fig.tight_layout()
+    return fig

@@ -16,22 +16,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .pairing import config_differences
 from .records import read_record
 
-__all__ = ["flatten", "record_drift", "main"]
-
-# Bookkeeping that differs between any two runs and says nothing about the numerics.
-_IGNORED_CONFIG = {"out_dir"}
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a.b": leaf}`` for a nested dict (lists are leaves)."""
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
+__all__ = ["record_drift", "main"]
 
 
 def _max_abs(a: list, b: list, where: str) -> float:
@@ -51,17 +39,17 @@ def record_drift(old: dict, new: dict) -> dict:
     for key in ("task", "arm", "seed"):
         if old["run"][key] != new["run"][key]:
             raise ValueError(f"not the same run: {key} {old['run'][key]!r} against {new['run'][key]!r}")
-    a = {k: v for k, v in flatten(old.get("config", {})).items() if k.split(".")[0] not in _IGNORED_CONFIG}
-    b = {k: v for k, v in flatten(new.get("config", {})).items() if k.split(".")[0] not in _IGNORED_CONFIG}
-    differing = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    differing = config_differences(old.get("config", {}), new.get("config", {}))
     if differing:
         raise ValueError("the configurations differ, so a difference would not be drift: "
-                         + ", ".join(f"{k} ({a.get(k)!r} against {b.get(k)!r})" for k in differing))
+                         + "; ".join(differing))
     if old["images"] != new["images"]:
         raise ValueError("the two records score different test photos")
     metrics = {}
     for weights, per_metric in old["metrics"].items():
         for name, values in per_metric.items():
+            if not isinstance(values, list):  # the per-metric means: derived from the lists
+                continue
             other = new["metrics"][weights][name]
             where = f"metrics.{weights}.{name}"
             metrics[f"{weights}/{name}"] = {

@@ -71,6 +71,8 @@ def check_pairable(a: dict, b: dict) -> None:
     and ``b`` trained and were scored in the same setting apart from their arms' overrides."""
     allowed = [*override_keys(a["experiment"]["arm"]["overrides"]),
                *override_keys(b["experiment"]["arm"]["overrides"])]
+    if "optim.lr" in allowed:  # the scaled recipe starts its cosine at the rate: it moves with it
+        allowed.append("schedule.eta_mins")
     problems = [f"config {d}" for d in config_differences(a["config"], b["config"],
                                                           allowed=allowed)]
     for key in ("test", "protocol"):
