@@ -3,6 +3,8 @@ two intervals of a gap, whether its outcome changed, the sentence generated from
 refusals (a run in two experiments, a chosen record at another rate), and the figures."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from irconstyle.experiments.pairing import check_pairable
 from irconstyle.experiments.sensitivity import describe_rate_verdicts, gap_ci, rate_verdicts
 
 matplotlib.use("Agg")
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 IMAGES = [f"img{i}" for i in range(8)]
 CHOICE = {"choices": [
     {"task": "derain", "arm": "constyle", "values": {"0.0003": 19.4, "0.001": 21.2, "0.002": 20.9},
@@ -57,7 +60,8 @@ def test_a_gap_without_chosen_records_waits_and_says_so():
     assert v.chosen is None and v.changed is None and v.release_outcome == "above"
     text = describe_rate_verdicts([v])
     assert text.startswith("No gap has been measured at the chosen rates yet")
-    assert "Not yet measured at both rates" in text
+    assert text.endswith("Not yet measured at both rates, the campaign's records still to come: "
+                         "1 gap on derain.")
 
 
 def test_refusals_name_the_run():
@@ -98,3 +102,45 @@ def test_the_figures_draw_what_was_measured():
     assert [ax.get_title() for ax in fig.axes] == ["derain"] and fig.get_figwidth() <= 10
     with pytest.raises(ValueError, match="holds no arm"):
         rate_pilot_figure({"choices": []})
+
+
+def test_the_choice_is_described_with_its_grid_edge():
+    from irconstyle.experiments.sensitivity import describe_choice
+
+    text = describe_choice(CHOICE, names={"constyle": "ConStyle-NAFNet"})
+    assert text == ("Chosen on validation, seed 0: derain: ConStyle-NAFNet 0.001; nafnet 0.002 "
+                    "(the top of the grid for nafnet: a higher rate was not tried and might "
+                    "do better).")
+    same = {"choices": [{**c, "chosen": 0.002} for c in CHOICE["choices"]]}
+    assert describe_choice(same) == ("Chosen on validation, seed 0: derain: every arm 0.002 (the top "
+                                     "of the grid for every arm: a higher rate was not tried and "
+                                     "might do better).")
+    assert describe_choice({"choices": []}) == "The pilot has chosen no rate yet."
+
+
+def test_an_arm_that_keeps_the_default_rate_pairs_its_release_runs():
+    keep = {"choices": [CHOICE["choices"][0], {**CHOICE["choices"][1], "chosen": 0.0003}]}
+    release = records(0.6, name="campaign")
+    chosen = [r for r in records(0.2, name="lr_chosen", rates=(1e-3, 3e-4), seed=0)
+              if r["run"]["arm"] == "constyle"]                  # the baseline is not re-run
+    (v,) = rate_verdicts([("derain", "constyle", "nafnet")], release=release, chosen=chosen, choice=keep)
+    assert v.chosen is not None and v.chosen.n_seeds == 5
+    assert v.chosen.diff == pytest.approx(0.2, abs=0.05) and v.rate_baseline == 3e-4
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("lr_chosen_*.yml")), ids=lambda p: p.stem)
+def test_the_chosen_rate_files_follow_the_choice(path):
+    """Each lr_chosen file trains every arm of its task whose choice moved, at that rate, and
+    no arm that kept the release's (its release runs stand for it)."""
+    from irconstyle.book import evidence
+    from irconstyle.experiments import load_spec
+
+    spec = load_spec(path)
+    choice = evidence.read_json("lr_pilot/choice.json")["choices"]
+    (task,) = spec.tasks
+    moved = {c["arm"]: c["chosen"] for c in choice if c["task"] == task and c["chosen"] != c["default"]}
+    assert moved, f"{path.name}: no choice for {task}"
+    assert set(spec.arms) == set(moved)
+    for arm, a in spec.arms.items():
+        rates = [float(o.split("=", 1)[1]) for o in a.overrides if o.startswith("optim.lr=")]
+        assert rates == [moved[arm]], (arm, a.overrides)

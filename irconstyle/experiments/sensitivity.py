@@ -19,7 +19,8 @@ from typing import Mapping, Sequence
 from .stats import PairedCI, classify
 from .summary import compare_to_reference
 
-__all__ = ["gap_ci", "RateVerdict", "rate_verdicts", "chosen_rates", "describe_rate_verdicts"]
+__all__ = ["gap_ci", "RateVerdict", "rate_verdicts", "chosen_rates", "describe_choice",
+           "describe_rate_verdicts"]
 
 Gap = tuple[str, str, str]  # (task, arm, baseline): arm minus baseline on task
 
@@ -60,6 +61,33 @@ def chosen_rates(choice: Mapping) -> dict[tuple[str, str], float]:
     return {(c["task"], c["arm"]): float(c["chosen"]) for c in choice["choices"]}
 
 
+def describe_choice(choice: Mapping, *, names: Mapping[str, str] | None = None) -> str:
+    """The pilot's outcome in sentences generated from ``choice.json``: per task, which arms
+    took which rate, and a warning for every choice at an end of the grid (a better rate
+    may lie beyond it)."""
+    names = names or {}
+    rows = choice.get("choices") or []
+    if not rows:
+        return "The pilot has chosen no rate yet."
+    parts = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task]
+        by_rate: dict[float, list[str]] = {}
+        for r in mine:
+            by_rate.setdefault(float(r["chosen"]), []).append(names.get(r["arm"], r["arm"]))
+        said = (f"every arm {next(iter(by_rate)):g}" if len(by_rate) == 1 and len(mine) > 1 else
+                "; ".join(f"{', '.join(arms)} {rate:g}" for rate, arms in sorted(by_rate.items())))
+        grid = sorted({float(k) for r in mine for k in r["values"]})
+        edge = [names.get(r["arm"], r["arm"]) for r in mine
+                if float(r["chosen"]) == grid[-1] and float(r["chosen"]) != float(r["default"])]
+        text = f"{task}: {said}"
+        if edge:
+            who = "every arm" if len(edge) == len(mine) > 1 else ", ".join(edge)
+            text += f" (the top of the grid for {who}: a higher rate was not tried and might do better)"
+        parts.append(text)
+    return "Chosen on validation, seed 0: " + "; ".join(parts) + "."
+
+
 @dataclass(frozen=True)
 class RateVerdict:
     """One gap measured twice: every arm at the release's rate, and each at its own."""
@@ -93,9 +121,13 @@ def rate_verdicts(gaps: Sequence[Gap], *, release: Sequence[dict], chosen: Seque
                   choice: Mapping, margin: float = 0.1, level: float = 0.95) -> list[RateVerdict]:
     """One :class:`RateVerdict` per gap, from the records at the release's rate
     (``release``) and at the chosen rates (``chosen``); a gap whose records are missing on
-    one side keeps None there.  The chosen records must have trained at the rates of
-    ``choice``: a record at another rate is refused, naming it."""
+    one side keeps None there.  An arm whose chosen rate is its default is not trained
+    again: its chosen-rate runs are its ``release`` records (the same configuration).  The
+    chosen records must have trained at the rates of ``choice``: a record at another rate is
+    refused, naming it."""
     rates = chosen_rates(choice)
+    kept = {(c["task"], c["arm"]) for c in choice["choices"]
+            if float(c["chosen"]) == float(c["default"])}
     for r in chosen:
         want = rates.get((r["run"]["task"], r["run"]["arm"]))
         got = float(r["config"]["optim"]["lr"])
@@ -103,10 +135,15 @@ def rate_verdicts(gaps: Sequence[Gap], *, release: Sequence[dict], chosen: Seque
             raise ValueError(f"{r.get('experiment', {}).get('name', '?')}:{r['run']['task']}/"
                              f"{r['run']['arm']}/seed{r['run']['seed']} trained at {got:g}, "
                              f"but the choice for that arm is {want:g}")
+    def side(task: str, name: str) -> list[dict]:
+        pool = release if (task, name) in kept else chosen
+        return [r for r in pool if r["run"]["task"] == task and r["run"]["arm"] == name]
+
     out = []
     for task, arm, baseline in gaps:
         kw = dict(task=task, arm=arm, baseline=baseline, level=level)
-        out.append(RateVerdict(task, arm, baseline, gap_ci(release, **kw), gap_ci(chosen, **kw),
+        at_chosen = side(task, arm) + side(task, baseline)
+        out.append(RateVerdict(task, arm, baseline, gap_ci(release, **kw), gap_ci(at_chosen, **kw),
                                rates.get((task, arm)), rates.get((task, baseline)), margin))
     return out
 
@@ -143,6 +180,10 @@ def describe_rate_verdicts(verdicts: Sequence[RateVerdict], *, names: Mapping[st
         if kept:
             text += " Unchanged: " + "; ".join(f"{label(v)}, {_WORDS[v.release_outcome]}" for v in kept) + "."
     if waiting:
-        text += (" Not yet measured at both rates (the campaign's records are still to come): "
-                 + "; ".join(label(v) for v in waiting) + ".")
+        per_task: dict[str, int] = {}
+        for v in waiting:
+            per_task[v.task] = per_task.get(v.task, 0) + 1
+        text += (" Not yet measured at both rates, the campaign's records still to come: "
+                 + ", ".join(f"{n} gap{'s' if n != 1 else ''} on {t}" for t, n in per_task.items())
+                 + ".")
     return text
