@@ -5,6 +5,7 @@
 #   9e4c8a0: the commit that fixed the pilot, five-seed and derain-trend files before any run
 #   8613e22: the blind-denoising trend (it needed extra_tests), fixed before any of its runs
 #   738551e: dehazing's template arms (dehaze_template.yml), fixed before any of its runs
+#   c14a7fe: dehazing at each arm's chosen learning rate (lr_chosen_dehaze.yml), fixed before its runs
 #   5e21107: the test comparisons at each arm's chosen learning rate (denoising, deraining),
 #            fixed from the pilot's choice before any of their runs
 # Records go to $OUT/<experiment>/ (outside the worktrees, so they stay clean and every record
@@ -29,7 +30,7 @@ JOBS=${JOBS:-2}
 # In the order the issue asks: pilots and five seeds first, 9,600-step runs last.
 # name:commit (see above); the chosen-rate runs come right after the five-seed home runs.
 ORDER="lr_pilot:9e4c8a0 lr_pilot_guidelines:9e4c8a0 cpu_campaign:9e4c8a0 dehaze:9e4c8a0 dehaze_template:738551e
-lr_chosen_denoise25:5e21107 lr_chosen_derain:5e21107
+lr_chosen_denoise25:5e21107 lr_chosen_derain:5e21107 lr_chosen_dehaze:c14a7fe
 guidelines:9e4c8a0 ablations:9e4c8a0 trend_blind_600:8613e22 trend_derain_2400:9e4c8a0
 trend_blind_2400:8613e22 trend_derain_9600:9e4c8a0 trend_blind_9600:8613e22"
 
