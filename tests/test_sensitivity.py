@@ -144,3 +144,20 @@ def test_the_chosen_rate_files_follow_the_choice(path):
     for arm, a in spec.arms.items():
         rates = [float(o.split("=", 1)[1]) for o in a.overrides if o.startswith("optim.lr=")]
         assert rates == [moved[arm]], (arm, a.overrides)
+
+
+def test_the_trend_table_names_the_experiment_files_that_train_it():
+    """Each length of TREND_EXPERIMENTS is an experiment file that trains that many steps on
+    that task, with the trend's arms and the extra test sets the chapter scores."""
+    from irconstyle.experiments import load_spec
+    from irconstyle.experiments.sensitivity import TREND_EXPERIMENTS, TREND_GAPS, TREND_SCORED
+
+    arms = {a for gap in TREND_GAPS for a in gap}
+    for task, lengths in TREND_EXPERIMENTS.items():
+        for steps, name in lengths.items():
+            spec = load_spec(EXPERIMENTS / f"{name}.yml")
+            assert task in spec.tasks and arms <= set(spec.arms), name
+            iters = [o for o in spec.overrides + spec.tasks[task].overrides if o.startswith("total_iters=")]
+            assert int(iters[-1].split("=")[1]) == steps, name
+            extra = {k for k in TREND_SCORED[task] if k is not None}
+            assert extra <= set(spec.tasks[task].extra_tests or {}), name

@@ -16,6 +16,8 @@ import pytest
 
 from irconstyle.book.evidence import synthesis
 from irconstyle.book.evidence.synthesis import Sources, box
+from irconstyle.book.evidence.synthesis._common import _db, _interval
+from irconstyle.book.evidence.synthesis._writer import _dump
 from irconstyle.experiments.summary import compare_to_reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,8 +115,8 @@ def test_a_ledger_change_changes_the_sentence(committed: Sources) -> None:
     claim = next(c for c in ledger.claims if c.id == "nafnet_rain100h_derain")
     comp = claim.comparisons[0]
     before = box("results", Sources(ledger=committed.ledger()))
-    old = synthesis._interval(comp.measured["diff"], comp.measured["lo"], comp.measured["hi"],
-                              ledger.level)
+    old = _interval(comp.measured["diff"], comp.measured["lo"], comp.measured["hi"],
+                    ledger.level)
     comp.measured.update(diff=2.345, lo=1.234, hi=3.456, n_seeds=7)
     claim.verdict, claim.verdict_holm = "consistent", "inconclusive"
     claim.claim = claim.claim.replace("Rain100H", "Rain-Elsewhere")
@@ -139,14 +141,34 @@ def _shifted(records: list[dict], arm: str, by: float) -> list[dict]:
     return out
 
 
+@pytest.mark.parametrize("lo, hi, words", [
+    (0.2, 0.6, "above 0: ConStyle adds to what the template gives"),
+    (-0.6, -0.2, "below 0: the template does better without ConStyle"),
+    (-0.05, 0.05, "negligible: ConStyle adds nothing beyond the margin"),
+    (-0.4, 0.3, "unresolved: whether ConStyle adds to the template is not settled"),
+])
+def test_constyles_own_part_is_judged_by_its_interval(committed: Sources, lo: float, hi: float,
+                                                      words: str) -> None:
+    """The template line ends with ConStyle minus its ablation on the same task, in words
+    that follow that interval (not the point estimates of the other rows)."""
+    ledger = copy.deepcopy(committed.ledger())
+    own = next(c for cl in ledger.claims for c in cl.comparisons
+               if c.task == "derain" and c.arm == "constyle" and c.baseline == "ablated")
+    own.measured.update(diff=(lo + hi) / 2, lo=lo, hi=hi)
+    line = next(ln for ln in box("intro", Sources(ledger=ledger)).splitlines()
+                if "What the template accounts for" in ln and "nafnet_rain100h_derain" in ln)
+    assert f"ConStyle's own part, `constyle` − `ablated` on `derain` {_db((lo + hi) / 2)} dB" in line
+    assert words in line
+
+
 def test_a_record_change_changes_the_ablations_box(committed: Sources) -> None:
     """The chapter's 'arm minus ConStyle', turned round, from the records themselves."""
     ablations, rerun = committed.records("ablations"), committed.records("reference_rerun")
     (c,) = compare_to_reference(ablations, "constyle", reference_records=rerun, arms=["no_style"])
-    assert f"minus `no_style` on `derain` {synthesis._db(-c.ci.diff)} dB" in box("ablations",
+    assert f"minus `no_style` on `derain` {_db(-c.ci.diff)} dB" in box("ablations",
                                                                                 committed)
     moved = Sources(records={"ablations": _shifted(ablations, "no_style", 1.0)})
-    assert f"minus `no_style` on `derain` {synthesis._db(-c.ci.diff - 1.0)} dB" in box("ablations",
+    assert f"minus `no_style` on `derain` {_db(-c.ci.diff - 1.0)} dB" in box("ablations",
                                                                                       moved)
 
 
@@ -186,7 +208,7 @@ def test_ledger_frame_is_a_narrow_table_with_its_notes(committed: Sources) -> No
     assert list(frame.Holm) == [c.verdict_holm for c in ledger.claims]
     assert frame.claim.str.len().max() <= 80
     m = ledger.claims[1].comparisons[0].measured
-    assert (f"{synthesis._db(m['diff'])} dB [{synthesis._db(m['lo'])}, {synthesis._db(m['hi'])}]"
+    assert (f"{_db(m['diff'])} dB [{_db(m['lo'])}, {_db(m['hi'])}]"
             in frame.loc[ledger.claims[1].id, "measured"])
     notes = synthesis.ledger_notes(committed)
     assert list(notes.notes) == [c.notes for c in ledger.claims]
@@ -201,7 +223,7 @@ def _without_box(path: Path, to: Path) -> Path:
     """A copy of a chapter without its box cell (as the chapters were before the writer)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     nb["cells"] = [c for c in nb["cells"] if synthesis.TAG not in c["metadata"].get("tags", [])]
-    to.write_text(synthesis._dump(nb), encoding="utf-8")
+    to.write_text(_dump(nb), encoding="utf-8")
     return to
 
 
@@ -210,7 +232,7 @@ def test_the_writer_writes_as_the_book_is_written(chapter: str) -> None:
     """nbformat's layout (indent 1, sorted keys, UTF-8 unescaped, a final newline): reading
     and writing back a chapter gives its bytes."""
     text = (BOOK / "notebooks" / f"{chapter}.ipynb").read_text(encoding="utf-8")
-    assert synthesis._dump(json.loads(text)) == text
+    assert _dump(json.loads(text)) == text
 
 
 def test_the_writer_inserts_the_box_before_the_summary_and_touches_nothing_else(
@@ -229,7 +251,7 @@ def test_the_writer_inserts_the_box_before_the_summary_and_touches_nothing_else(
     assert synthesis.notebook_box(path) == BOX
     nbformat.validate(nbformat.reads(path.read_text(encoding="utf-8"), as_version=4))
     del nb["cells"][summary]
-    assert synthesis._dump(nb).encode("utf-8") == original  # every other byte kept
+    assert _dump(nb).encode("utf-8") == original  # every other byte kept
     # idempotent: the same box again changes nothing
     written = path.read_bytes()
     assert not synthesis.write_notebook(path, BOX) and path.read_bytes() == written
@@ -246,12 +268,12 @@ def test_the_writer_appends_without_a_summary_and_refuses_two_boxes(tmp_path: Pa
     nb = {"cells": [{"cell_type": "markdown", "id": "a", "metadata": {}, "source": ["# T"]}],
           "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     path = tmp_path / "t.ipynb"
-    path.write_text(synthesis._dump(nb), encoding="utf-8")
+    path.write_text(_dump(nb), encoding="utf-8")
     assert synthesis.write_notebook(path, BOX)
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     assert [c["id"] for c in cells] == ["a", synthesis.TAG]
     cells.append(copy.deepcopy(cells[-1]) | {"id": "b"})
-    path.write_text(synthesis._dump({**nb, "cells": cells}), encoding="utf-8")
+    path.write_text(_dump({**nb, "cells": cells}), encoding="utf-8")
     with pytest.raises(ValueError, match="2 cells tagged"):
         synthesis.write_notebook(path, BOX)
 
@@ -282,3 +304,28 @@ def test_write_and_check_on_a_copy_of_the_book(tmp_path: Path, committed: Source
     assert synthesis.stale(book, only=only, sources=committed) == []
     assert synthesis.write(book, only=only, sources=committed) == []  # nothing left to change
     assert synthesis.main(["--check", "--book", str(book), "--only", "ablations"]) == 0
+
+
+def test_the_sensitivity_box_follows_the_chosen_rate_records(committed: Sources) -> None:
+    """Chosen-rate records that move a gap below 0 make the box say **changed**, with both
+    intervals; a drift that is not zero is counted as such."""
+    choice = committed.json("lr_pilot/choice.json")
+    rates = {(c["task"], c["arm"]): c["chosen"] for c in choice["choices"]}
+    chosen = []
+    for r in committed.records("cpu_campaign"):
+        if r["run"]["task"] != "derain" or r["run"]["arm"] not in ("constyle", "nafnet_matched"):
+            continue
+        r = copy.deepcopy(r)
+        r["config"]["optim"]["lr"] = rates["derain", r["run"]["arm"]]
+        if r["run"]["arm"] == "constyle":
+            r["metrics"]["ema"]["psnr_rgb"] = [v - 5.0 for v in r["metrics"]["ema"]["psnr_rgb"]]
+        chosen.append(r)
+    drift = copy.deepcopy(committed.drift()[0])
+    drift["identical"] = False
+    drift["test"]["ema/psnr_rgb"]["max_abs_per_image"] = 0.25
+    text = box("sensitivity", Sources(ledger=committed.ledger(), records={"lr_chosen_derain": chosen},
+                                      files={"lr_pilot/choice.json": choice, "drift/a.json": drift}))
+    line = next(ln for ln in text.splitlines() if ln.startswith("- **At the chosen rates, `derain`**"))
+    assert "`constyle` − `nafnet_matched`" in line and "below 0" in line and "**changed**" in line
+    assert "still to come" in line   # the other three derain gaps have no chosen-rate records
+    assert "0 of 1 runs re-trained" in text and "0.25 dB" in text

@@ -19,10 +19,30 @@ from typing import Mapping, Sequence
 from .stats import PairedCI, classify
 from .summary import compare_to_reference
 
-__all__ = ["gap_ci", "RateVerdict", "rate_verdicts", "chosen_rates", "describe_choice",
-           "describe_rate_verdicts"]
+__all__ = ["RATE_GAPS", "RELEASE_EXPERIMENTS", "CHOSEN_EXPERIMENTS", "TREND_GAPS",
+           "TREND_EXPERIMENTS", "TREND_SCORED", "gap_ci", "RateVerdict", "rate_verdicts",
+           "chosen_rates", "describe_choice", "describe_rate_verdicts"]
 
 Gap = tuple[str, str, str]  # (task, arm, baseline): arm minus baseline on task
+
+# What the book asks of the campaign's records (the sensitivity chapter and its key results):
+# the ledger's comparisons of ConStyle-NAFNet with its controls, and the template's own lead.
+RATE_GAPS: tuple[Gap, ...] = tuple(
+    (task, arm, baseline) for task in ("denoise25", "derain", "dehaze")
+    for arm, baseline in (("constyle", "nafnet_matched"), ("constyle", "nafnet_compute"),
+                          ("constyle", "ablated"), ("ablated", "nafnet_compute")))
+# every arm at the release's rate / each arm at its chosen rate (experiments/<name>.yml)
+RELEASE_EXPERIMENTS = ("cpu_campaign", "dehaze", "dehaze_template")
+CHOSEN_EXPERIMENTS = ("lr_chosen_denoise25", "lr_chosen_derain", "lr_chosen_dehaze")
+# The trend with training length (issue 23.6): the gaps, and per task the experiment of each
+# length (the 600-step deraining point is the CPU campaign's) and the test sets scored
+# (None: the task's test set; else one of its extra_tests), with their names.
+TREND_GAPS = (("constyle", "ablated"), ("constyle", "nafnet_compute"), ("ablated", "nafnet_compute"))
+TREND_EXPERIMENTS = {
+    "derain": {600: "cpu_campaign", 2400: "trend_derain_2400", 9600: "trend_derain_9600"},
+    "blind": {600: "trend_blind_600", 2400: "trend_blind_2400", 9600: "trend_blind_9600"}}
+TREND_SCORED = {"derain": {None: "rain"},
+                "blind": {"s15": "sigma 15", None: "sigma 25", "s50": "sigma 50"}}
 
 
 def _key(r: dict) -> tuple[str, str, int]:

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from ._boxes import box, boxes
 from ._common import (BACKBONES, CHAPTERS, END, NOTEBOOKS, START, SUMMARY_HEADINGS, TAG,
-                      TRAINED_ON, Sources, _db, _interval)
+                      TRAINED_ON, Sources)
 from ._ledger import ledger_frame, ledger_notes, styled
-from ._writer import _dump, intro_region, main, notebook_box, stale, write, write_intro, write_notebook
+from ._writer import intro_region, main, notebook_box, stale, write, write_intro, write_notebook
 
 __all__ = ["CHAPTERS", "NOTEBOOKS", "TAG", "START", "END", "SUMMARY_HEADINGS", "BACKBONES",
            "TRAINED_ON", "Sources", "box", "boxes", "ledger_frame", "ledger_notes", "styled",

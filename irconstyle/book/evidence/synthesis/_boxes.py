@@ -5,11 +5,13 @@ from ._common import CHAPTERS, Sources
 from ._experiments import _ablations, _evaluation, _guidelines, _training_small_scale
 from ._latent import _latent_space
 from ._ledger import _intro, _results
+from ._sensitivity import _sensitivity
 
 
 _BUILDERS = {"intro": _intro, "guidelines": _guidelines, "latent_space": _latent_space,
              "ablations": _ablations, "results": _results,
-             "training_small_scale": _training_small_scale, "evaluation": _evaluation}
+             "training_small_scale": _training_small_scale, "evaluation": _evaluation,
+             "sensitivity": _sensitivity}
 
 
 def box(chapter: str, sources: Sources | None = None) -> str:

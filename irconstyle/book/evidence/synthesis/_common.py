@@ -13,7 +13,7 @@ from ....experiments.stats import PairedCI, classify
 
 
 CHAPTERS = ("intro", "guidelines", "latent_space", "ablations", "results",
-            "training_small_scale", "evaluation")
+            "training_small_scale", "evaluation", "sensitivity")
 NOTEBOOKS = CHAPTERS[1:]  # book/notebooks/<key>.ipynb
 TAG = "key-results"       # the tag (and the id, when the writer inserts it) of a chapter's box cell
 START, END = "<!-- key-results:start -->", "<!-- key-results:end -->"
@@ -28,14 +28,17 @@ TRAINED_ON = {"denoise": "noise", "deblur": "blur", "derain": "rain", "dehaze": 
 
 class Sources:
     """What the boxes read: the committed evidence (:mod:`irconstyle.book.evidence`) unless a test
-    hands in its own ledger, records (by experiment folder) or latent measures."""
+    hands in its own ledger, records (by experiment folder), latent measures or JSON files
+    (by their path under results/)."""
 
     def __init__(self, *, ledger: Ledger | None = None,
                  records: Mapping[str, list[dict]] | None = None,
-                 latent: Mapping[str, dict] | None = None) -> None:
+                 latent: Mapping[str, dict] | None = None,
+                 files: Mapping[str, Any] | None = None) -> None:
         self._ledger = ledger
         self._records = dict(records or {})
         self._latent = dict(latent or {})
+        self._files = dict(files or {})
         self._given = set(self._records)
 
     def ledger(self) -> Ledger:
@@ -56,6 +59,23 @@ class Sources:
             from .. import latent
             self._latent[name] = latent(name)
         return self._latent[name]
+
+    def json(self, rel: str) -> Any:
+        """``results/<rel>``, parsed; None when this installation does not have it."""
+        if rel not in self._files:
+            from .. import exists, read_json
+            self._files[rel] = read_json(rel) if exists(rel) else None
+        return self._files[rel]
+
+    def drift(self) -> list[dict]:
+        """The measured drifts between commits (``results/drift/*.json``), by file name."""
+        given = sorted(k for k in self._files if k.startswith("drift/"))
+        if given:
+            return [self._files[k] for k in given]
+        from .. import exists, path
+        if not exists("drift"):
+            return []
+        return [self.json(f"drift/{p.name}") for p in sorted(path("drift").glob("*.json"))]
 
     def experiments(self) -> list[str]:
         """Every experiment folder with records (the committed ones and any handed in)."""
