@@ -1,4 +1,4 @@
-"""CUDA-only checks of issue 18.3, run first by ``benchmarks/gpu_sidebyside.sh`` whenever a
+"""CUDA-only checks of issue 18.3, run first by ``benchmarks/gpu_session.sh`` whenever a
 GPU is lent. On a machine without CUDA each test is skipped with the reason "needs a CUDA
 GPU" (the CPU counterparts are in ``test_trainer.py``: no host read-back inside a step, the
 default layout and optimizer kernel).
