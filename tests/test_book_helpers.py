@@ -39,6 +39,8 @@ def test_fmt_rounds_like_exact_decimal_arithmetic() -> None:
 def test_fmt_edge_cases() -> None:
     assert fmt(23.249, 1) == "23.2" and fmt(23.251, 1) == "23.3"
     assert fmt(-0.04, 1) == "0.0"                    # no "-0.0" for a rounded zero
+    assert (fmt(0.256, 2, signed=True), fmt(-0.004, 2, signed=True), fmt(-0.3, 2, signed=True)) \
+        == ("+0.26", "0.00", "-0.30")                 # differences: a sign unless rounded to zero
     assert fmt(float("nan"), 2) == "nan" and fmt(float("-inf"), 1) == "-inf"
     assert fmt(0.0001234, sig=3) == "0.000123" and fmt(153.2, sig=3) == "153"
     assert fmt(torch.tensor(1.25), 1) == "1.2"       # a 0-d tensor, half to even

@@ -49,7 +49,7 @@ def test_an_outcome_that_changes_is_reported_with_both_intervals():
     assert v.release.diff == pytest.approx(0.6, abs=0.05) and v.chosen.n_seeds == 5
     text = describe_rate_verdicts([v], names={"constyle": "ConStyle-NAFNet"})
     assert "1 gap measured at both rates; 1 changed outcome" in text
-    assert "ConStyle-NAFNet minus nafnet (derain): above 0 at 3e-4" in text
+    assert "ConStyle-NAFNet minus nafnet (derain): above 0 at 0.0003" in text  # the choice's default
     assert "negligible at the chosen rates" in text
 
 

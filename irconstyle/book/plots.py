@@ -275,7 +275,8 @@ def rate_verdict_figure(verdicts: Sequence[RateVerdict], *, labels: Mapping[str,
         ax.axvspan(-margin, margin, color="0.92", zorder=0)
         ax.axvline(0, color="tab:red", lw=1)
         for y, v in enumerate(row):
-            for ci, dy, color, what in ((v.release, -0.15, "0.55", "release's rate, 3e-4"),
+            release = f"release's rate, {v.release_rate:g}" if v.release_rate else "release's rate"
+            for ci, dy, color, what in ((v.release, -0.15, "0.55", release),
                                         (v.chosen, 0.15, "black", "chosen rates")):
                 if ci is None:
                     continue

@@ -15,11 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 __all__ = ["fmt", "formatters", "Table", "range_table"]
 
 
-def fmt(value: float, decimals: int | None = None, *, sig: int | None = None) -> str:
+def fmt(value: float, decimals: int | None = None, *, sig: int | None = None,
+        signed: bool = False) -> str:
     """``value`` with ``decimals`` digits after the point (fixed notation), or with
     ``sig`` significant digits (``g`` notation, for values spanning magnitudes).
-    Exactly one of the two is given.  A rounded zero prints without a minus sign;
-    NaN and infinities print as ``nan``, ``inf``, ``-inf``."""
+    Exactly one of the two is given.  A rounded zero prints without a sign (``-0.00`` would
+    claim a direction the digits do not show); ``signed`` puts a ``+`` before every other
+    positive value, as differences are written.  NaN and infinities print as ``nan``,
+    ``inf``, ``-inf``."""
     if (decimals is None) == (sig is None):
         raise ValueError("fmt: give exactly one of decimals or sig")
     digits = decimals if decimals is not None else sig
@@ -32,8 +35,16 @@ def fmt(value: float, decimals: int | None = None, *, sig: int | None = None) ->
     text = f"{value:.{decimals}f}" if sig is None else f"{value:.{sig}g}"
     if text.startswith("-") and float(text) == 0:
         text = text[1:]
+    if signed and not text.startswith("-") and float(text) != 0:
+        text = "+" + text
     return text
 
+
+
+def interval(diff: float, lo: float, hi: float, decimals: int = 2) -> str:
+    """A difference and its interval as a reader meets them: ``+0.26 [-0.27, +0.79]``."""
+    return (f"{fmt(diff, decimals, signed=True)} [{fmt(lo, decimals, signed=True)}, "
+            f"{fmt(hi, decimals, signed=True)}]")
 
 def formatters(decimals: Mapping[str, int] | None = None, *,
                sig: Mapping[str, int] | None = None) -> dict[str, Callable[[float], str]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from .report import interval
 from .stats import PairedCI, classify
 from .summary import compare_to_reference
 
@@ -26,14 +27,17 @@ __all__ = ["RATE_GAPS", "RELEASE_EXPERIMENTS", "CHOSEN_EXPERIMENTS", "TREND_GAPS
 Gap = tuple[str, str, str]  # (task, arm, baseline): arm minus baseline on task
 
 # What the book asks of the campaign's records (the sensitivity chapter and its key results):
-# the ledger's comparisons of ConStyle-NAFNet with its controls, and the template's own lead.
+# the ledger's comparisons of ConStyle-NAFNet with its controls, and the template's own lead,
+# then the guideline claims' comparisons (denoising, sigma 25)
 RATE_GAPS: tuple[Gap, ...] = tuple(
     (task, arm, baseline) for task in ("denoise25", "derain", "dehaze")
     for arm, baseline in (("constyle", "nafnet_matched"), ("constyle", "nafnet_compute"),
-                          ("constyle", "ablated"), ("ablated", "nafnet_compute")))
+                          ("constyle", "ablated"), ("ablated", "nafnet_compute"))) + tuple(
+    ("denoise25", "constyle", alternative) for alternative in ("inbatch", "code_only", "instance"))
 # every arm at the release's rate / each arm at its chosen rate (experiments/<name>.yml)
-RELEASE_EXPERIMENTS = ("cpu_campaign", "dehaze", "dehaze_template")
-CHOSEN_EXPERIMENTS = ("lr_chosen_denoise25", "lr_chosen_derain", "lr_chosen_dehaze")
+RELEASE_EXPERIMENTS = ("cpu_campaign", "dehaze", "dehaze_template", "guidelines")
+CHOSEN_EXPERIMENTS = ("lr_chosen_denoise25", "lr_chosen_derain", "lr_chosen_dehaze",
+                      "lr_chosen_guidelines")
 # The trend with training length (issue 23.6): the gaps, and per task the experiment of each
 # length (the 600-step deraining point is the CPU campaign's) and the test sets scored
 # (None: the task's test set; else one of its extra_tests), with their names.
@@ -120,6 +124,7 @@ class RateVerdict:
     rate_arm: float | None        # the chosen rates (None: no choice for that arm yet)
     rate_baseline: float | None
     margin: float
+    release_rate: float | None = None   # the rate every arm had in the release-rate runs
 
     @property
     def release_outcome(self) -> str | None:
@@ -148,6 +153,7 @@ def rate_verdicts(gaps: Sequence[Gap], *, release: Sequence[dict], chosen: Seque
     rates = chosen_rates(choice)
     kept = {(c["task"], c["arm"]) for c in choice["choices"]
             if float(c["chosen"]) == float(c["default"])}
+    defaults = {(c["task"], c["arm"]): float(c["default"]) for c in choice["choices"]}
     for r in chosen:
         want = rates.get((r["run"]["task"], r["run"]["arm"]))
         got = float(r["config"]["optim"]["lr"])
@@ -164,7 +170,8 @@ def rate_verdicts(gaps: Sequence[Gap], *, release: Sequence[dict], chosen: Seque
         kw = dict(task=task, arm=arm, baseline=baseline, level=level)
         at_chosen = side(task, arm) + side(task, baseline)
         out.append(RateVerdict(task, arm, baseline, gap_ci(release, **kw), gap_ci(at_chosen, **kw),
-                               rates.get((task, arm)), rates.get((task, baseline)), margin))
+                               rates.get((task, arm)), rates.get((task, baseline)), margin,
+                               defaults.get((task, arm), defaults.get((task, baseline)))))
     return out
 
 
@@ -184,8 +191,8 @@ def describe_rate_verdicts(verdicts: Sequence[RateVerdict], *, names: Mapping[st
     def label(v: RateVerdict) -> str:
         return f"{names.get(v.arm, v.arm)} minus {names.get(v.baseline, v.baseline)} ({v.task})"
 
-    def interval(ci: PairedCI) -> str:
-        return f"{ci.diff:+.2f} [{ci.lo:+.2f}, {ci.hi:+.2f}] {unit}"
+    def shown(ci: PairedCI) -> str:
+        return f"{interval(ci.diff, ci.lo, ci.hi)} {unit}"
 
     if not both:
         text = "No gap has been measured at the chosen rates yet: nothing can be said about them."
@@ -194,8 +201,9 @@ def describe_rate_verdicts(verdicts: Sequence[RateVerdict], *, names: Mapping[st
         text = (f"{len(both)} gap{'s' if len(both) != 1 else ''} measured at both rates; "
                 f"{len(moved)} changed outcome by the ledger's rule.")
         for v in moved:
-            text += (f" {label(v)}: {_WORDS[v.release_outcome]} at 3e-4 ({interval(v.release)}), "
-                     f"{_WORDS[v.chosen_outcome]} at the chosen rates ({interval(v.chosen)}).")
+            rate = f"{v.release_rate:g}" if v.release_rate else "the release's rate"
+            text += (f" {label(v)}: {_WORDS[v.release_outcome]} at {rate} ({shown(v.release)}), "
+                     f"{_WORDS[v.chosen_outcome]} at the chosen rates ({shown(v.chosen)}).")
         kept = [v for v in both if not v.changed]
         if kept:
             text += " Unchanged: " + "; ".join(f"{label(v)}, {_WORDS[v.release_outcome]}" for v in kept) + "."

@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 
 from scipy import stats as _st
 
+from .report import fmt, interval
 from .stats import PairedCI, classify
 from .summary import compare_to_reference
 
@@ -90,7 +91,7 @@ def describe_trend(points: Sequence[TrendPoint], *, margin: float = 0.1, unit: s
         return "No run length has paired seeds of both arms yet: nothing to conclude."
     name = label or f"{points[0].arm} - {points[0].baseline}"
     outcome = {p.steps: classify(p.ci, margin) for p in points}
-    parts = [f"{p.steps:,} steps: {p.ci.diff:+.2f} [{p.ci.lo:+.2f}, {p.ci.hi:+.2f}] {unit} "
+    parts = [f"{p.steps:,} steps: {interval(p.ci.diff, p.ci.lo, p.ci.hi)} {unit} "
              f"({outcome[p.steps]}, {p.ci.n_seeds} seeds)" for p in points]
     text = f"{name}: " + "; ".join(parts) + "."
     if len(points) < 2:
@@ -100,7 +101,8 @@ def describe_trend(points: Sequence[TrendPoint], *, margin: float = 0.1, unit: s
     change = gap_change(points[0], points[-1])
     pct = round(100 * change.level)
     span = (f"from {change.first:,} to {change.last:,} steps the gap changed by "
-            f"{change.diff:+.2f} {unit} ({pct}% interval [{change.lo:+.2f}, {change.hi:+.2f}])")
+            f"{fmt(change.diff, 2, signed=True)} {unit} ({pct}% interval "
+            f"[{fmt(change.lo, 2, signed=True)}, {fmt(change.hi, 2, signed=True)}])")
     if change.lo > 0:
         text += f" It grows with training: {span}."
     elif change.hi < 0:

@@ -95,8 +95,7 @@ class Sources:
 # --------------------------------------------------------------------------- formatting
 def _db(value: float) -> str:
     """A signed PSNR difference at 0.01 dB, the finest a few CPU seeds support."""
-    text = fmt(value, 2)
-    return text if text.startswith("-") or float(text) == 0 else "+" + text
+    return fmt(value, 2, signed=True)
 
 
 def _val(value: float) -> str:

@@ -40,7 +40,6 @@ def _rate_lines(src: Sources, choice: dict | None) -> list[str]:
     chosen = [r for name in CHOSEN_EXPERIMENTS for r in src.records(name)]
     verdicts = rate_verdicts(RATE_GAPS, release=release, chosen=chosen, choice=choice,
                              margin=led.margin, level=led.level)
-    defaults = {(c["task"], c["arm"]): c["default"] for c in choice["choices"]}
     out = []
     for task in dict.fromkeys(v.task for v in verdicts):
         mine = [v for v in verdicts if v.task == task]
@@ -51,10 +50,9 @@ def _rate_lines(src: Sources, choice: dict | None) -> list[str]:
             continue
         parts = []
         for v in both:
-            default = defaults.get((task, v.arm), defaults.get((task, v.baseline)))
             parts.append(f"{_code(v.arm)} − {_code(v.baseline)} {_ci(v.chosen, led.level)}, "
                          f"{_WORDS[v.chosen_outcome]}, against {_ci(v.release, led.level)}, "
-                         f"{_WORDS[v.release_outcome]}, with every arm at {default:g}: "
+                         f"{_WORDS[v.release_outcome]}, with every arm at {v.release_rate:g}: "
                          + ("**changed**" if v.changed else "unchanged"))
         waiting = len(mine) - len(both)
         tail = f"; {waiting} more gap{'s' if waiting != 1 else ''} still to come" if waiting else ""
