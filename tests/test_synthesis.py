@@ -323,8 +323,13 @@ def test_the_sensitivity_box_follows_the_chosen_rate_records(committed: Sources)
     drift = copy.deepcopy(committed.drift()[0])
     drift["identical"] = False
     drift["test"]["ema/psnr_rgb"]["max_abs_per_image"] = 0.25
-    text = box("sensitivity", Sources(ledger=committed.ledger(), records={"lr_chosen_derain": chosen},
-                                      files={"lr_pilot/choice.json": choice, "drift/a.json": drift}))
+    given = Sources(ledger=committed.ledger(), records={"lr_chosen_derain": chosen},
+                    files={"lr_pilot/choice.json": choice, "drift/a.json": drift})
+    text = box("sensitivity", given)
+    intro = next(ln for ln in box("intro", given).splitlines()
+                 if ln.startswith("- **At each arm's own learning rate**"))
+    assert "`constyle` − `nafnet_matched` on `derain` is above 0 at 0.0003" in intro
+    assert "below 0 at the chosen rates" in intro
     line = next(ln for ln in text.splitlines() if ln.startswith("- **At the chosen rates, `derain`**"))
     assert "`constyle` − `nafnet_matched`" in line and "below 0" in line and "**changed**" in line
     assert "still to come" in line   # the other three derain gaps have no chosen-rate records

@@ -12,6 +12,7 @@ from ....experiments.claims import VERDICTS, Claim, Comparison
 from ._common import (
     BACKBONES, Sources, _code, _db, _device, _header, _interval, _preamble, _quote, _scale,
     _source)
+from ._sensitivity import rate_summary_line
 
 if TYPE_CHECKING:  # pandas is a dependency of the book, not of the package
     import pandas as pd
@@ -181,11 +182,13 @@ def _tally(claims: Sequence[Claim]) -> str:
             f"(after Holm's adjustment: {count('verdict_holm')}).")
 
 
-def _ledger_box(src: Sources, notation: str, *, more: str | None = None) -> str:
+def _ledger_box(src: Sources, notation: str, *, more: str | None = None,
+                extra: Sequence[str | None] = ()) -> str:
     led = src.ledger()
     lines = [*_header(), _preamble(src, notation) + " " + _tally(led.claims), ""]
     lines += [_claim_line(src, c) for c in led.claims]
     lines += [x for x in (_context_line(src, c) for c in led.claims) if x]
+    lines += [x for x in extra if x]
     lines.append(_untested_line(src))
     if more:
         lines += ["", more]
@@ -198,7 +201,8 @@ def _intro(src: Sources) -> str:
             "{doc}`notebooks/guidelines`, the parts of ConStyle in {doc}`notebooks/ablations`, "
             "the codes in {doc}`notebooks/latent_space`; whether the verdicts hold at each arm's "
             "own learning rate and with longer training in {doc}`notebooks/sensitivity`.")
-    return _ledger_box(src, "notation", more=more)
+    return _ledger_box(src, "notation", more=more,
+                       extra=[rate_summary_line(src, "notebooks/sensitivity")])
 
 
 def _results(src: Sources) -> str:

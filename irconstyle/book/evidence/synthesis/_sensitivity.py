@@ -36,10 +36,7 @@ def _rate_lines(src: Sources, choice: dict | None) -> list[str]:
     if choice is None:
         return []
     led = src.ledger()
-    release = [r for name in RELEASE_EXPERIMENTS for r in src.records(name)]
-    chosen = [r for name in CHOSEN_EXPERIMENTS for r in src.records(name)]
-    verdicts = rate_verdicts(RATE_GAPS, release=release, chosen=chosen, choice=choice,
-                             margin=led.margin, level=led.level)
+    verdicts = _verdicts(src, choice)
     out = []
     for task in dict.fromkeys(v.task for v in verdicts):
         mine = [v for v in verdicts if v.task == task]
@@ -58,6 +55,37 @@ def _rate_lines(src: Sources, choice: dict | None) -> list[str]:
         tail = f"; {waiting} more gap{'s' if waiting != 1 else ''} still to come" if waiting else ""
         out.append(f"- **At the chosen rates, {_code(task)}**: " + "; ".join(parts) + tail + ".")
     return out
+
+
+def _verdicts(src: Sources, choice: dict) -> list:
+    led = src.ledger()
+    release = [r for name in RELEASE_EXPERIMENTS for r in src.records(name)]
+    chosen = [r for name in CHOSEN_EXPERIMENTS for r in src.records(name)]
+    return rate_verdicts(RATE_GAPS, release=release, chosen=chosen, choice=choice,
+                         margin=led.margin, level=led.level)
+
+
+def rate_summary_line(src: Sources, where: str) -> str | None:
+    """One bullet for the intro: how many gaps keep their outcome at the chosen rates, and
+    each one that changes with both intervals (``where``: the sensitivity chapter's doc)."""
+    choice = src.json("lr_pilot/choice.json")
+    if choice is None:
+        return None
+    level = src.ledger().level
+    verdicts = _verdicts(src, choice)
+    both = [v for v in verdicts if v.changed is not None]
+    head = (f"- **At each arm's own learning rate** (chosen on validation photos, {{doc}}`{where}`): ")
+    if not both:
+        return head + f"none of the {len(verdicts)} gaps has been measured at the chosen rates yet."
+    moved = [v for v in both if v.changed]
+    text = (f"of the {len(both)} gaps measured at both rates, {len(both) - len(moved)} keep their "
+            f"outcome and {len(moved)} change{'s' if len(moved) == 1 else ''}")
+    text += "".join(f"; {_code(v.arm)} − {_code(v.baseline)} on {_code(v.task)} is "
+                    f"{_WORDS[v.release_outcome]} at {v.release_rate:g} ({_ci(v.release, level)}) "
+                    f"and {_WORDS[v.chosen_outcome]} at the chosen rates ({_ci(v.chosen, level)})"
+                    for v in moved)
+    waiting = len(verdicts) - len(both)
+    return head + text + (f"; {waiting} gaps still to come." if waiting else ".")
 
 
 def _drift_line(src: Sources) -> str | None:
