@@ -206,7 +206,7 @@ def _intro(src: Sources) -> str:
 
 
 def _results(src: Sources) -> str:
-    return _ledger_box(src, "../notation")
+    return _ledger_box(src, "../notation", extra=[rate_summary_line(src, "sensitivity")])
 
 
 # --------------------------------------------------------------------------- the ledger as a table
