@@ -22,7 +22,7 @@ from .summary import compare_to_reference
 
 __all__ = ["RATE_GAPS", "RELEASE_EXPERIMENTS", "CHOSEN_EXPERIMENTS", "TREND_GAPS",
            "TREND_EXPERIMENTS", "TREND_SCORED", "gap_ci", "RateVerdict", "rate_verdicts",
-           "chosen_rates", "describe_choice", "describe_rate_verdicts"]
+           "chosen_rates", "describe_choice", "describe_rate_verdicts", "OUTCOME_WORDS"]
 
 Gap = tuple[str, str, str]  # (task, arm, baseline): arm minus baseline on task
 
@@ -175,8 +175,9 @@ def rate_verdicts(gaps: Sequence[Gap], *, release: Sequence[dict], chosen: Seque
     return out
 
 
-_WORDS = {"above": "above 0", "below": "below 0", "unresolved": "unresolved",
-          "negligible": "negligible"}
+# The ledger rule's outcomes (stats.classify) as a sentence says them.
+OUTCOME_WORDS = {"above": "above 0", "below": "below 0", "unresolved": "unresolved",
+                 "negligible": "negligible"}
 
 
 def describe_rate_verdicts(verdicts: Sequence[RateVerdict], *, names: Mapping[str, str] | None = None,
@@ -202,11 +203,11 @@ def describe_rate_verdicts(verdicts: Sequence[RateVerdict], *, names: Mapping[st
                 f"{len(moved)} changed outcome by the ledger's rule.")
         for v in moved:
             rate = f"{v.release_rate:g}" if v.release_rate else "the release's rate"
-            text += (f" {label(v)}: {_WORDS[v.release_outcome]} at {rate} ({shown(v.release)}), "
-                     f"{_WORDS[v.chosen_outcome]} at the chosen rates ({shown(v.chosen)}).")
+            text += (f" {label(v)}: {OUTCOME_WORDS[v.release_outcome]} at {rate} ({shown(v.release)}), "
+                     f"{OUTCOME_WORDS[v.chosen_outcome]} at the chosen rates ({shown(v.chosen)}).")
         kept = [v for v in both if not v.changed]
         if kept:
-            text += " Unchanged: " + "; ".join(f"{label(v)}, {_WORDS[v.release_outcome]}" for v in kept) + "."
+            text += " Unchanged: " + "; ".join(f"{label(v)}, {OUTCOME_WORDS[v.release_outcome]}" for v in kept) + "."
     if waiting:
         per_task: dict[str, int] = {}
         for v in waiting:

@@ -4,14 +4,11 @@ ConStyle's gap over its ablation against the length of training."""
 from __future__ import annotations
 
 from ....experiments.sensitivity import (CHOSEN_EXPERIMENTS, RATE_GAPS, RELEASE_EXPERIMENTS,
-                                         TREND_EXPERIMENTS, TREND_SCORED, rate_verdicts)
+                                         OUTCOME_WORDS, TREND_EXPERIMENTS, TREND_SCORED,
+                                         rate_verdicts)
 from ....experiments.stats import PairedCI, classify
 from ....experiments.trend import gap_change, gap_trend
 from ._common import Sources, _code, _db, _header, _interval, _preamble
-
-_WORDS = {"above": "above 0", "below": "below 0", "unresolved": "unresolved",
-          "negligible": "negligible"}
-
 
 def _ci(ci: PairedCI, level: float) -> str:
     return _interval(ci.diff, ci.lo, ci.hi, level)
@@ -48,8 +45,8 @@ def _rate_lines(src: Sources, choice: dict | None) -> list[str]:
         parts = []
         for v in both:
             parts.append(f"{_code(v.arm)} − {_code(v.baseline)} {_ci(v.chosen, led.level)}, "
-                         f"{_WORDS[v.chosen_outcome]}, against {_ci(v.release, led.level)}, "
-                         f"{_WORDS[v.release_outcome]}, with every arm at {v.release_rate:g}: "
+                         f"{OUTCOME_WORDS[v.chosen_outcome]}, against {_ci(v.release, led.level)}, "
+                         f"{OUTCOME_WORDS[v.release_outcome]}, with every arm at {v.release_rate:g}: "
                          + ("**changed**" if v.changed else "unchanged"))
         waiting = len(mine) - len(both)
         tail = f"; {waiting} more gap{'s' if waiting != 1 else ''} still to come" if waiting else ""
@@ -81,14 +78,14 @@ def rate_summary_line(src: Sources, where: str) -> str | None:
     text = (f"of the {len(both)} gaps measured at both rates, {len(both) - len(moved)} keep their "
             f"outcome and {len(moved)} change{'s' if len(moved) == 1 else ''}")
     text += "".join(f"; {_code(v.arm)} − {_code(v.baseline)} on {_code(v.task)} is "
-                    f"{_WORDS[v.release_outcome]} at {v.release_rate:g} ({_ci(v.release, level)}) "
-                    f"and {_WORDS[v.chosen_outcome]} at the chosen rates ({_ci(v.chosen, level)})"
+                    f"{OUTCOME_WORDS[v.release_outcome]} at {v.release_rate:g} ({_ci(v.release, level)}) "
+                    f"and {OUTCOME_WORDS[v.chosen_outcome]} at the chosen rates ({_ci(v.chosen, level)})"
                     for v in moved)
     waiting = len(verdicts) - len(both)
     return head + text + (f"; {waiting} gaps still to come." if waiting else ".")
 
 
-def _drift_line(src: Sources) -> str | None:
+def _versions_line(src: Sources) -> str | None:
     runs = src.drift()
     if not runs:
         return None
@@ -108,7 +105,7 @@ def _trend_line(src: Sources, task: str) -> str:
     head = f"- **With training length, {_code(task)} ({where})**, `constyle` − `ablated`: "
     if not points:
         return head + "no length has both arms yet, so nothing can be read."
-    said = "; ".join(f"{p.steps:,} steps {_ci(p.ci, led.level)}, {_WORDS[classify(p.ci, led.margin)]} "
+    said = "; ".join(f"{p.steps:,} steps {_ci(p.ci, led.level)}, {OUTCOME_WORDS[classify(p.ci, led.margin)]} "
                      f"({p.ci.n_seeds} seeds)" for p in points)
     missing = [f"{s:,}" for s in TREND_EXPERIMENTS[task] if s not in {p.steps for p in points}]
     if len(points) < 2:
@@ -126,7 +123,7 @@ def _sensitivity(src: Sources) -> str:
     choice = src.json("lr_pilot/choice.json")
     lines = _header() + [_preamble(src, "../notation"), "", _choice_line(choice)]
     lines += _rate_lines(src, choice)
-    drift = _drift_line(src)
+    drift = _versions_line(src)
     if drift:
         lines.append(drift)
     lines += [_trend_line(src, task) for task in TREND_EXPERIMENTS]
