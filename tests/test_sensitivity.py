@@ -128,22 +128,29 @@ def test_an_arm_that_keeps_the_default_rate_pairs_its_release_runs():
     assert v.chosen.diff == pytest.approx(0.2, abs=0.05) and v.rate_baseline == 3e-4
 
 
-@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("lr_chosen_*.yml")), ids=lambda p: p.stem)
-def test_the_chosen_rate_files_follow_the_choice(path):
-    """Each lr_chosen file trains every arm of its task whose choice moved, at that rate, and
-    no arm that kept the release's (its release runs stand for it)."""
+def test_the_chosen_rate_files_follow_the_choice():
+    """The lr_chosen files of a task together train every arm whose choice moved, each in
+    one file only and at its chosen rate, and no arm that kept the release's (its release
+    runs stand for it)."""
     from irconstyle.book import evidence
     from irconstyle.experiments import load_spec
 
-    spec = load_spec(path)
     choice = evidence.read_json("lr_pilot/choice.json")["choices"]
-    (task,) = spec.tasks
-    moved = {c["arm"]: c["chosen"] for c in choice if c["task"] == task and c["chosen"] != c["default"]}
-    assert moved, f"{path.name}: no choice for {task}"
-    assert set(spec.arms) == set(moved)
-    for arm, a in spec.arms.items():
-        rates = [float(o.split("=", 1)[1]) for o in a.overrides if o.startswith("optim.lr=")]
-        assert rates == [moved[arm]], (arm, a.overrides)
+    trained: dict[tuple[str, str], list[str]] = {}
+    for path in sorted(EXPERIMENTS.glob("lr_chosen_*.yml")):
+        spec = load_spec(path)
+        (task,) = spec.tasks
+        moved = {c["arm"]: c["chosen"] for c in choice
+                 if c["task"] == task and c["chosen"] != c["default"]}
+        assert moved, f"{path.name}: no choice for {task}"
+        for arm, a in spec.arms.items():
+            assert arm in moved, f"{path.name}: {arm} kept the release's rate, or has no choice"
+            rates = [float(o.split("=", 1)[1]) for o in a.overrides if o.startswith("optim.lr=")]
+            assert rates == [moved[arm]], (path.name, arm, a.overrides)
+            trained.setdefault((task, arm), []).append(path.name)
+    wanted = {(c["task"], c["arm"]) for c in choice if c["chosen"] != c["default"]}
+    assert set(trained) == wanted, sorted(wanted ^ set(trained))
+    assert all(len(files) == 1 for files in trained.values()), trained
 
 
 def test_the_trend_table_names_the_experiment_files_that_train_it():
