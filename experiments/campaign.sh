@@ -6,6 +6,7 @@
 #   8613e22: the blind-denoising trend (it needed extra_tests), fixed before any of its runs
 #   738551e: dehazing's template arms (dehaze_template.yml), fixed before any of its runs
 #   c14a7fe: dehazing at each arm's chosen learning rate (lr_chosen_dehaze.yml), fixed before its runs
+#   7a1fcf7: the guideline arms at their chosen learning rate (lr_chosen_guidelines.yml), fixed before its runs
 #   5e21107: the test comparisons at each arm's chosen learning rate (denoising, deraining),
 #            fixed from the pilot's choice before any of their runs
 # Records go to $OUT/<experiment>/ (outside the worktrees, so they stay clean and every record
@@ -31,7 +32,7 @@ JOBS=${JOBS:-2}
 # name:commit (see above); the chosen-rate runs come right after the five-seed home runs.
 ORDER="lr_pilot:9e4c8a0 lr_pilot_guidelines:9e4c8a0 cpu_campaign:9e4c8a0 dehaze:9e4c8a0 dehaze_template:738551e
 lr_chosen_denoise25:5e21107 lr_chosen_derain:5e21107 lr_chosen_dehaze:c14a7fe
-guidelines:9e4c8a0 ablations:9e4c8a0 trend_blind_600:8613e22 trend_derain_2400:9e4c8a0
+guidelines:9e4c8a0 lr_chosen_guidelines:7a1fcf7 ablations:9e4c8a0 trend_blind_600:8613e22 trend_derain_2400:9e4c8a0
 trend_blind_2400:8613e22 trend_derain_9600:9e4c8a0 trend_blind_9600:8613e22"
 
 worktree() {  # worktree DIR COMMIT: a detached, clean checkout with its own venv
