@@ -21,3 +21,25 @@ def pytest_runtest_call(item):
     if stderr:
         pytest.fail("the cell wrote to stderr (a warning?); the book refuses stderr output:\n"
                     + "".join(stderr)[-2000:], pytrace=False)
+
+
+def _schedule_rank(item) -> int:
+    """0: a file holding a ``slow`` test (minutes in one test), 1: a notebook, 2: the rest."""
+    if item.get_closest_marker("slow") is not None:
+        return 0
+    return 1 if str(item.path).endswith(".ipynb") else 2
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The files with the longest tests first, then the notebooks, then the many short unit
+    tests, each file's items in their own order (nbval runs a notebook's cells in order).
+    Why: under pytest-xdist (``-n 2 --dist loadfile --no-loadscope-reorder``, .ci/run) files
+    are handed to the workers in this order, so the two minutes-long checks start at once on
+    the two workers and the short files fill in around them; in collection order (or xdist's
+    default, most tests first) a one-test file of six minutes started last and left the
+    other worker idle for minutes at the end."""
+    rank: dict[str, int] = {}
+    for item in items:
+        path = str(item.path)
+        rank[path] = min(rank.get(path, 2), _schedule_rank(item))
+    items.sort(key=lambda item: rank[str(item.path)])  # stable: each file keeps its order
