@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # ConStyle's codes of the medium set's 12 test photos, clean and under the four degradations
-# at several strengths (irconstyle.evaluation.degraded_codes), from nine encoders:
-#   untrained  seeds 0, 1, 2   a freshly initialised encoder (torch.manual_seed(seed))
-#   constyle   seeds 0, 1, 2   trained with ConStyle's pretext (degraded query, clean key):
-#                              cpu_campaign.yml, task denoise25, arm constyle
-#   instance   seeds 0, 1, 2   trained by instance discrimination (two views of the same
-#                              degraded patch): guidelines.yml, task denoise25, arm instance
+# at several strengths (irconstyle.evaluation.degraded_codes), from fifteen encoders:
+#   untrained  seeds 0-4   a freshly initialised encoder (torch.manual_seed(seed))
+#   constyle   seeds 0-4   trained with ConStyle's pretext (degraded query, clean key):
+#                          cpu_campaign.yml, task denoise25, arm constyle
+#   instance   seeds 0-4   trained by instance discrimination (two views of the same
+#                          degraded patch): guidelines.yml, task denoise25, arm instance
 # Writes $OUT (.npz: raw codes and labels) and the .json beside it (the latent measures on raw
 # and L2-normalised codes, with provenance). The book's latent-space chapter reads both.
 # Then the same for every arm of guidelines.yml and its reference (cpu_campaign's constyle),
-# seeds 0-2, into $OUT_ARMS (default results/latent/guideline_arms.npz): the guidelines
+# seeds 0-4, into $OUT_ARMS (default results/latent/guideline_arms.npz): the guidelines
 # chapter reads the measures of each arm from its .json.
 # Each encoder is labelled in the files by what was given: "untrained_seed<s>" or the weights
 # path, whose ".../<arm>/seed<s>/last.pt" names the pretext and the seed.
@@ -25,7 +25,7 @@ CPU_CAMPAIGN=${CPU_CAMPAIGN:-results/cpu_campaign}   # cpu_campaign.yml's out_di
 GUIDELINES=${GUIDELINES:-results/guidelines}         # guidelines.yml's out_dir
 OUT=${OUT:-results/latent/codes.npz}
 OUT_ARMS=${OUT_ARMS:-results/latent/guideline_arms.npz}
-SEEDS=(0 1 2)
+read -r -a SEEDS <<< "${SEEDS:-0 1 2 3 4}"   # the campaigns' five seeds (SEEDS="0 1 2": fewer)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # checkpoints ROOT ARM...: the last.pt of every seed of each arm of the experiment whose out_dir
