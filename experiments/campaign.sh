@@ -115,7 +115,14 @@ print(len(run_keys(load_spec(sys.argv[1]))))" "experiments/$name.yml")
         if python -c "import sys
 from irconstyle.experiments.spec import load_spec
 sys.exit(0 if load_spec(sys.argv[1]).score_test else 1)" "experiments/$name.yml"; then
-            python -m irconstyle experiment "experiments/$name.yml" --summary
+            # an experiment whose reference arm is another experiment's (not re-run) is
+            # summarised against that experiment's records, as its file's comment says
+            case "$name" in
+                guidelines|ablations) ref=(--reference constyle --reference-results results/cpu_campaign) ;;
+                lr_chosen_guidelines) ref=(--reference constyle --reference-results results/lr_chosen_denoise25) ;;
+                *) ref=() ;;
+            esac
+            python -m irconstyle experiment "experiments/$name.yml" --summary ${ref[@]+"${ref[@]}"}
         fi
         python -c "from irconstyle.experiments.claims import refresh; refresh('results/claims.yaml')"
         python -m irconstyle.book.evidence.synthesis --write
