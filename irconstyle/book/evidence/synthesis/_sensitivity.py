@@ -10,6 +10,7 @@ from ....experiments.stats import PairedCI, classify
 from ....experiments.trend import gap_change, gap_trend
 from ._common import Sources, _code, _db, _header, _interval, _preamble
 
+
 def _ci(ci: PairedCI, level: float) -> str:
     return _interval(ci.diff, ci.lo, ci.hi, level)
 
